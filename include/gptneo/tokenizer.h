@@ -36,6 +36,10 @@ class Tokenizer {
   // their ids. Throws gptneo::Error when `text` is not valid UTF-8 (the message
   // gives the byte offset).
   std::vector<TokenId> encode(std::string_view text) const;
+  // The same ids as encode(text), computed by up to `threads` threads on
+  // chunks cut where the pre-tokenizer is known to split (worth it for texts
+  // of megabytes; shorter ones are encoded on the calling thread).
+  std::vector<TokenId> encode_parallel(std::string_view text, int threads) const;
 
   // Ids -> bytes. The result is the exact concatenation of the tokens' bytes;
   // it may end inside a UTF-8 character (use StreamDecoder for streaming).

@@ -1,0 +1,49 @@
+// Finds special tokens ("<|endoftext|>", the tokenizer.json added_tokens)
+// inside text. They are cut out before pre-tokenization, so that their
+// characters never reach BPE, matching the tokenizers library.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gptneo/tokenizer.h"
+
+namespace gptneo::tok {
+
+struct SpecialToken {
+  std::string text;
+  TokenId id;
+};
+
+struct SpecialMatch {
+  size_t pos;  // text.size() when there is none
+  size_t length;
+  TokenId id;
+};
+
+class SpecialTokens {
+ public:
+  SpecialTokens() = default;
+  explicit SpecialTokens(std::vector<SpecialToken> tokens);
+
+  // The leftmost occurrence at or after `from`; of several starting there,
+  // the longest (the tokenizers library's leftmost-longest rule).
+  SpecialMatch find(std::string_view text, size_t from) const;
+
+  bool empty() const { return tokens_.empty(); }
+  const std::vector<SpecialToken>& tokens() const { return tokens_; }
+  size_t max_length() const { return max_length_; }
+
+ private:
+  // Longest first, so the first match at a position is the longest one.
+  std::vector<SpecialToken> tokens_;
+  std::array<bool, 256> is_first_byte_{};
+  // When every token starts with the same byte, memchr finds candidates.
+  int single_first_byte_ = -1;
+  size_t max_length_ = 0;
+};
+
+}  // namespace gptneo::tok
