@@ -1,0 +1,104 @@
+#include "io/checkpoint.h"
+
+#include <fstream>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "gptneo/error.h"
+#include "io/json_fields.h"
+#include "io/safetensors.h"
+
+namespace gptneo {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kSingleFile = "model.safetensors";
+constexpr const char* kIndexFile = "model.safetensors.index.json";
+
+// The shard file names of a sharded checkpoint, in first-use order.
+std::vector<std::string> shard_names(const fs::path& index_path) {
+  const json index = read_json_file(index_path.string());
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+    throw Error(fmt::format("{}: no \"weight_map\" object", index_path.string()));
+  std::vector<std::string> names;
+  std::set<std::string> seen;
+  for (const auto& [tensor, file] : index["weight_map"].items()) {
+    if (!file.is_string())
+      throw Error(fmt::format("{}: weight_map entry for '{}' is not a file name", index_path.string(), tensor));
+    const std::string f = file.get<std::string>();
+    // A shard name is a plain file name inside the folder, nothing else.
+    if (f.empty() || f.find('/') != std::string::npos || f == "..")
+      throw Error(fmt::format("{}: invalid shard file name '{}'", index_path.string(), f));
+    if (seen.insert(f).second) names.push_back(f);
+  }
+  return names;
+}
+
+}  // namespace
+
+bool Checkpoint::exists_in(const fs::path& dir) {
+  return fs::exists(dir / kSingleFile) || fs::exists(dir / kIndexFile);
+}
+
+Checkpoint Checkpoint::open(const fs::path& dir) {
+  if (!fs::is_directory(dir)) throw Error(fmt::format("model folder {} does not exist", dir.string()));
+  Checkpoint ck;
+  ck.dir_ = dir;
+  std::vector<std::string> files;
+  if (fs::exists(dir / kIndexFile)) {
+    files = shard_names(dir / kIndexFile);
+    for (const auto& f : files)
+      if (!fs::exists(dir / f))
+        throw Error(fmt::format("shard {} listed in {} is missing from {}", f, kIndexFile, dir.string()));
+  } else if (fs::exists(dir / kSingleFile)) {
+    files = {kSingleFile};
+  } else {
+    throw Error(fmt::format("no weights in {}: expected {} or {}", dir.string(), kSingleFile, kIndexFile));
+  }
+  for (const auto& f : files) {
+    auto file = std::make_shared<SafetensorsFile>(dir / f);
+    for (const auto& [name, view] : file->tensors()) {
+      if (ck.tensors_.count(name))
+        throw Error(fmt::format("tensor '{}' appears in more than one file of {}", name, dir.string()));
+      ck.tensors_.emplace(name, view);
+    }
+    ck.files_.push_back(std::move(file));
+  }
+  ck.file_names_ = files;
+  return ck;
+}
+
+void Checkpoint::add(TensorView view) {
+  const std::string name = view.name;
+  tensors_.insert_or_assign(name, std::move(view));
+}
+
+const TensorView& Checkpoint::get(const std::string& name) const {
+  const auto it = tensors_.find(name);
+  if (it == tensors_.end())
+    throw Error(fmt::format("tensor '{}' is missing from the checkpoint in {}", name, dir_.string()));
+  return it->second;
+}
+
+const TensorView& Checkpoint::get(const std::string& name, const std::vector<int64_t>& shape) const {
+  const TensorView& v = get(name);
+  if (v.shape != shape) {
+    TensorView expected;
+    expected.shape = shape;
+    throw Error(fmt::format("tensor '{}' in {} has shape {}, expected {} from config.json", name,
+                            v.source, v.shape_string(), expected.shape_string()));
+  }
+  return v;
+}
+
+std::string Checkpoint::describe() const {
+  if (file_names_.size() == 1) return file_names_[0];
+  return fmt::format("{} shards", file_names_.size());
+}
+
+}  // namespace gptneo

@@ -1,0 +1,165 @@
+#include "models/layers.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "gptneo/error.h"
+
+namespace gptneo {
+
+// ---- loading weights -----------------------------------------------------------
+
+std::vector<float> WeightLoader::vector(const std::string& name, int64_t n) const {
+  const TensorView& t = ck_.get(name, {n});
+  std::vector<float> out(static_cast<size_t>(n));
+  if (!dtype_is_float(t.dtype))
+    throw Error(fmt::format("tensor '{}' in {} has dtype {}, expected a float type", name, t.source,
+                            dtype_name(t.dtype)));
+  convert_to_f32(t.dtype, t.data, out.size(), out.data());
+  return out;
+}
+
+Matrix WeightLoader::matrix_f32(const std::string& name, int64_t rows, int64_t cols) const {
+  const TensorView& t = ck_.get(name, {rows, cols});
+  if (!dtype_is_float(t.dtype))
+    throw Error(fmt::format("tensor '{}' in {} has dtype {}, expected a float type", name, t.source,
+                            dtype_name(t.dtype)));
+  Matrix m = make_f32_matrix(rows, cols);
+  convert_to_f32(t.dtype, t.data, static_cast<size_t>(rows * cols), const_cast<float*>(m.f32()));
+  return m;
+}
+
+Matrix WeightLoader::matrix(const std::string& name, int64_t rows, int64_t cols) const {
+  return convert_matrix(matrix_f32(name, rows, cols), format_);
+}
+
+Matrix WeightLoader::stacked(const std::vector<std::string>& names, int64_t rows_each, int64_t cols) const {
+  Matrix all = make_f32_matrix(rows_each * static_cast<int64_t>(names.size()), cols);
+  for (size_t i = 0; i < names.size(); ++i) {
+    const Matrix part = matrix_f32(names[i], rows_each, cols);
+    std::memcpy(const_cast<float*>(all.f32()) + i * rows_each * cols, part.f32(),
+                static_cast<size_t>(rows_each * cols) * sizeof(float));
+  }
+  return convert_matrix(all, format_);
+}
+
+LayerNorm LayerNorm::load(const WeightLoader& w, const std::string& prefix, int64_t dim, float eps) {
+  return LayerNorm{w.vector(prefix + ".weight", dim), w.vector(prefix + ".bias", dim), eps};
+}
+
+void LayerNorm::apply(const float* x, int64_t rows, float* y) const {
+  kernels::layer_norm(x, rows, static_cast<int64_t>(gamma.size()), gamma.data(), beta.data(), eps, y);
+}
+
+Linear Linear::load(const WeightLoader& w, const std::string& prefix, int64_t out, int64_t in, bool bias) {
+  Linear l;
+  l.w = w.matrix(prefix + ".weight", out, in);
+  if (bias) l.b = w.vector(prefix + ".bias", out);
+  return l;
+}
+
+void Linear::apply(const float* x, int64_t rows, float* y, ThreadPool& pool) const {
+  kernels::linear(x, rows, w, b.empty() ? nullptr : b.data(), y, pool);
+}
+
+// ---- MLP ----------------------------------------------------------------------------
+
+void Mlp::forward(const float* x, int64_t rows, float* out, std::vector<float>& hidden_buf,
+                  ThreadPool& pool) const {
+  const int64_t inner = fc_in.w.rows;
+  hidden_buf.resize(static_cast<size_t>(rows * inner));
+  fc_in.apply(x, rows, hidden_buf.data(), pool);
+  pool.parallel_for(rows * inner, 4096, [&](int64_t begin, int64_t end) {
+    kernels::activate(act, hidden_buf.data() + begin, end - begin);
+  });
+  fc_out.apply(hidden_buf.data(), rows, out, pool);
+}
+
+// ---- attention ------------------------------------------------------------------
+
+void apply_rotary(float* v, int64_t heads, int64_t head_dim, int64_t rotary_dim, int64_t position) {
+  // The frequencies are computed in float32 as the reference does
+  // (1 / 10000^(2i/d), then position × frequency), so the angles match it.
+  for (int64_t i = 0; i < rotary_dim / 2; ++i) {
+    const float inv_freq = 1.0f / std::pow(10000.0f, static_cast<float>(2 * i) / static_cast<float>(rotary_dim));
+    const float angle = static_cast<float>(position) * inv_freq;
+    const float s = static_cast<float>(std::sin(static_cast<double>(angle)));
+    const float c = static_cast<float>(std::cos(static_cast<double>(angle)));
+    for (int64_t h = 0; h < heads; ++h) {
+      float* p = v + h * head_dim + 2 * i;
+      const float x0 = p[0], x1 = p[1];
+      p[0] = x0 * c - x1 * s;
+      p[1] = x1 * c + x0 * s;
+    }
+  }
+}
+
+void Attention::forward(const float* x, const BatchLayout& batch, float* out, std::vector<float>& scratch,
+                        ThreadPool& pool) const {
+  const int64_t rows = batch.rows();
+  const int64_t hidden = heads * head_dim;
+  // scratch: [rows, 3 × hidden] projections, then [rows, hidden] attention output.
+  scratch.resize(static_cast<size_t>(rows * 4 * hidden));
+  float* qkv_rows = scratch.data();
+  float* att = scratch.data() + rows * 3 * hidden;
+  qkv.apply(x, rows, qkv_rows, pool);
+  if (rotary_dim > 0) {
+    for (int64_t r = 0; r < rows; ++r) {
+      float* q = qkv_rows + r * 3 * hidden;
+      apply_rotary(q, heads, head_dim, rotary_dim, batch.positions[r]);           // queries
+      apply_rotary(q + hidden, heads, head_dim, rotary_dim, batch.positions[r]);  // keys
+    }
+  }
+  attend(qkv_rows, batch, att, pool);
+  store_kv(qkv_rows, batch);
+  this->out.apply(att, rows, out, pool);
+}
+
+void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* att, ThreadPool& pool) const {
+  const int64_t hidden = heads * head_dim;
+  const int64_t stride = 3 * hidden;
+  const int64_t items = batch.rows() * heads;
+  // Queries late in a long prompt see many more keys than early ones, so
+  // work is dealt out round-robin rather than in contiguous ranges.
+  pool.run_on_all([&](int thread, int threads) {
+    thread_local std::vector<float> scores;
+    for (int64_t item = thread; item < items; item += threads) {
+      const int64_t r = item / heads, h = item % heads;
+      const BatchLayout::Seq& seq = batch.seqs[static_cast<size_t>(batch.row_seq[r])];
+      const int64_t pos = batch.positions[r];
+      const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+      const int64_t n = pos - lo + 1;
+      // Key / value vector of this head at position p: from this batch's
+      // rows when p is new, else from the cache.
+      auto kv_at = [&](int64_t p, int64_t part) -> const float* {
+        if (p >= seq.start) return qkv_rows + (seq.first_row + p - seq.start) * stride + part * hidden + h * head_dim;
+        const float* base = part == 1 ? seq.cache->key(layer, p) : seq.cache->value(layer, p);
+        return base + h * head_dim;
+      };
+      const float* q = qkv_rows + r * stride + h * head_dim;
+      scores.resize(static_cast<size_t>(n));
+      for (int64_t j = 0; j < n; ++j) scores[j] = kernels::dot(q, kv_at(lo + j, 1), head_dim) / score_divisor;
+      kernels::softmax(scores.data(), n);
+      float* o = att + r * hidden + h * head_dim;
+      std::fill(o, o + head_dim, 0.0f);
+      for (int64_t j = 0; j < n; ++j) kernels::axpy(scores[j], kv_at(lo + j, 2), o, head_dim);
+    }
+  });
+}
+
+void Attention::store_kv(const float* qkv_rows, const BatchLayout& batch) const {
+  const int64_t hidden = heads * head_dim;
+  for (const auto& seq : batch.seqs) {
+    for (int64_t i = 0; i < seq.rows; ++i) {
+      const float* row = qkv_rows + (seq.first_row + i) * 3 * hidden;
+      const int64_t pos = seq.start + i;
+      std::memcpy(seq.cache->key(layer, pos), row + hidden, static_cast<size_t>(hidden) * sizeof(float));
+      std::memcpy(seq.cache->value(layer, pos), row + 2 * hidden, static_cast<size_t>(hidden) * sizeof(float));
+    }
+  }
+}
+
+}  // namespace gptneo
