@@ -6,6 +6,7 @@
 #include "cli/common.h"
 #include "gptneo/error.h"
 #include "gptneo/generate.h"
+#include "models/architecture.h"
 
 namespace gptneo::cli {
 
@@ -48,7 +49,8 @@ void run_generate(const GenerateArgs& args) {
   options.sampling.top_p = args.top_p;
   options.seed = args.seed;
   options.stop_at_eos = !args.ignore_eos;
-  if (tok) options.sample_vocab = tok->vocab_size();
+  // Without a tokenizer, padding ids past the GPT-2 vocabulary (GPT-J) are still never emitted.
+  options.sample_vocab = tok ? tok->vocab_size() : generation_vocab_size(model->config());
 
   const TokenId eos = model->config().eos_token_id;
   std::optional<StreamDecoder> stream;

@@ -47,5 +47,6 @@ void add_generate_command(CLI::App& app);
 void add_score_command(CLI::App& app);
 void add_perplexity_command(CLI::App& app);
 void add_tokenize_commands(CLI::App& app);
+void add_convert_command(CLI::App& app);
 
 }  // namespace gptneo::cli

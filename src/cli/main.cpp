@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   gptneo::cli::add_score_command(app);
   gptneo::cli::add_perplexity_command(app);
   gptneo::cli::add_tokenize_commands(app);
+  gptneo::cli::add_convert_command(app);
 
   try {
     app.parse(argc, argv);

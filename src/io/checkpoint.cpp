@@ -8,6 +8,7 @@
 
 #include "gptneo/error.h"
 #include "io/json_fields.h"
+#include "io/pytorch_bin.h"
 #include "io/safetensors.h"
 
 namespace gptneo {
@@ -19,6 +20,9 @@ namespace {
 
 constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
+// PyTorch's format, read only when there are no safetensors (as transformers does).
+constexpr const char* kBinFile = "pytorch_model.bin";
+constexpr const char* kBinIndexFile = "pytorch_model.bin.index.json";
 
 // The shard file names of a sharded checkpoint, in first-use order.
 std::vector<std::string> shard_names(const fs::path& index_path) {
@@ -42,7 +46,8 @@ std::vector<std::string> shard_names(const fs::path& index_path) {
 }  // namespace
 
 bool Checkpoint::exists_in(const fs::path& dir) {
-  return fs::exists(dir / kSingleFile) || fs::exists(dir / kIndexFile);
+  return fs::exists(dir / kSingleFile) || fs::exists(dir / kIndexFile) || fs::exists(dir / kBinFile) ||
+         fs::exists(dir / kBinIndexFile);
 }
 
 Checkpoint Checkpoint::open(const fs::path& dir) {
@@ -50,24 +55,41 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
   Checkpoint ck;
   ck.dir_ = dir;
   std::vector<std::string> files;
+  const char* index_file = nullptr;
+  bool bin = false;
   if (fs::exists(dir / kIndexFile)) {
-    files = shard_names(dir / kIndexFile);
-    for (const auto& f : files)
-      if (!fs::exists(dir / f))
-        throw Error(fmt::format("shard {} listed in {} is missing from {}", f, kIndexFile, dir.string()));
+    index_file = kIndexFile;
   } else if (fs::exists(dir / kSingleFile)) {
     files = {kSingleFile};
+  } else if (fs::exists(dir / kBinIndexFile)) {
+    index_file = kBinIndexFile;
+    bin = true;
+  } else if (fs::exists(dir / kBinFile)) {
+    files = {kBinFile};
+    bin = true;
   } else {
-    throw Error(fmt::format("no weights in {}: expected {} or {}", dir.string(), kSingleFile, kIndexFile));
+    throw Error(fmt::format("no weights in {}: expected {} or {} (or {} / {})", dir.string(), kSingleFile, kIndexFile,
+                            kBinFile, kBinIndexFile));
   }
-  for (const auto& f : files) {
-    auto file = std::make_shared<SafetensorsFile>(dir / f);
+  if (index_file) {
+    files = shard_names(dir / index_file);
+    for (const auto& f : files)
+      if (!fs::exists(dir / f))
+        throw Error(fmt::format("shard {} listed in {} is missing from {}", f, index_file, dir.string()));
+  }
+  auto add_file = [&](const auto& file) {
     for (const auto& [name, view] : file->tensors()) {
       if (ck.tensors_.count(name))
         throw Error(fmt::format("tensor '{}' appears in more than one file of {}", name, dir.string()));
       ck.tensors_.emplace(name, view);
     }
-    ck.files_.push_back(std::move(file));
+    ck.files_.push_back(file);
+  };
+  for (const auto& f : files) {
+    if (bin)
+      add_file(std::make_shared<PytorchBinFile>(dir / f));
+    else
+      add_file(std::make_shared<SafetensorsFile>(dir / f));
   }
   ck.file_names_ = files;
   return ck;

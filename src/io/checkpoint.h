@@ -1,7 +1,9 @@
 // The weights of a Hugging Face model folder, whatever files hold them:
 // `model.safetensors`, or a sharded set described by
-// `model.safetensors.index.json`. All files are memory-mapped and validated
-// when the checkpoint is opened; tensors are then looked up by name.
+// `model.safetensors.index.json`; failing those, PyTorch's
+// `pytorch_model.bin` or `pytorch_model.bin.index.json` + shards (see
+// io/pytorch_bin.h). All files are memory-mapped and validated when the
+// checkpoint is opened; tensors are then looked up by name.
 #pragma once
 
 #include <filesystem>
@@ -18,8 +20,9 @@ class SafetensorsFile;
 
 class Checkpoint {
  public:
-  // Opens the weights in `dir`. Throws gptneo::Error when none are found, a
-  // shard listed in the index is missing, or a file is corrupt.
+  // Opens the weights in `dir` (safetensors preferred over .bin when both
+  // are present). Throws gptneo::Error when none are found, a shard listed
+  // in the index is missing, or a file is corrupt.
   static Checkpoint open(const std::filesystem::path& dir);
   // True when `dir` holds weight files open() recognises.
   static bool exists_in(const std::filesystem::path& dir);

@@ -15,6 +15,7 @@ namespace {
 const std::vector<Architecture>& registry() {
   static const std::vector<Architecture> archs = {
       gpt_neo_architecture(),
+      gpt_j_architecture(),
   };
   return archs;
 }

@@ -30,5 +30,14 @@ std::vector<std::string> supported_model_types();
 
 // One entry per architecture file.
 Architecture gpt_neo_architecture();
+Architecture gpt_j_architecture();
+
+// How many ids generation may emit when no tokenizer tells (`generate
+// --prompt-ids` on a folder without tokenizer files). GPT-J pads its
+// vocabulary from the GPT-2 tokenizer's 50257 ids (end-of-text 50256, the
+// last one) to 50400, and the padding ids decode to nothing: a vocabulary
+// larger than 50257 whose end-of-text id is 50256 is limited to 50257. Any
+// other model may emit its whole vocabulary. (Defined in gpt_j.cpp.)
+int64_t generation_vocab_size(const ModelConfig& config);
 
 }  // namespace gptneo
