@@ -316,10 +316,9 @@ TEST(TokenizerLongInput, OneMegabyteOfSpaces) {
   EXPECT_EQ(tok.decode(tok.encode(then_word)), then_word);
 }
 
-TEST(TokenizerLongInput, MixedLongWordsMatchSplitEncoding) {
-  // A long word of varied letters goes through the heap-based BPE; the same
-  // letters every 40 bytes through the small-word path. Both must agree with
-  // a text made of only short words where the words line up.
+TEST(TokenizerLongInput, LongRandomWordAndEmojiRunRoundTrip) {
+  // Long pieces of varied content (the exact ids of long pieces are checked
+  // against the definition in TokenizerBpe; this checks scale).
   const Tokenizer& tok = from_tokenizer_json();
   std::mt19937 rng(7);
   std::string word;
@@ -334,14 +333,30 @@ TEST(TokenizerLongInput, MixedLongWordsMatchSplitEncoding) {
   EXPECT_EQ(tok.decode(tok.encode(emoji_run)), emoji_run);
 }
 
-// ---- BPE against a direct transcription of GPT-2's bpe() --------------------------
+// ---- BPE against a direct, slow transcription of its definition -------------------
 
 namespace {
 
-// GPT-2's encoder.py bpe(): find the lowest-ranked pair, merge every
-// occurrence of it left to right, repeat. Slow, but obviously right.
-std::vector<std::string> reference_bpe(const std::string& spelled,
-                                       const std::map<std::pair<std::string, std::string>, size_t>& ranks) {
+using MergeRanks = std::map<std::pair<std::string, std::string>, size_t>;
+
+// Merges ranks from merges.txt lines; a repeated pair keeps its last rank.
+MergeRanks read_merge_ranks(std::istream& in) {
+  MergeRanks ranks;
+  std::string line;
+  for (size_t rank = 0; std::getline(in, line);) {
+    if (line.starts_with("#version")) continue;
+    const size_t space = line.find(' ');
+    if (space == std::string::npos) continue;
+    ranks[{line.substr(0, space), line.substr(space + 1)}] = rank++;
+  }
+  return ranks;
+}
+
+// The tokenizers library's BPE, one merge at a time: merge the adjacent pair
+// of lowest rank, the leftmost on a tie; repeat. (For merges lists written
+// by training, as GPT-2's, this equals GPT-2's original bpe().) Quadratic,
+// but obviously right. `spelled` is in the byte-level alphabet.
+std::vector<std::string> reference_bpe(const std::string& spelled, const MergeRanks& ranks) {
   std::vector<std::string> word;
   for (size_t i = 0; i < spelled.size();) {
     size_t len = 1;
@@ -350,57 +365,90 @@ std::vector<std::string> reference_bpe(const std::string& spelled,
     i += len;
   }
   while (word.size() > 1) {
-    size_t best = SIZE_MAX;
-    std::pair<std::string, std::string> best_pair;
+    size_t best_rank = SIZE_MAX;
+    size_t best_pos = 0;
     for (size_t i = 0; i + 1 < word.size(); ++i) {
       const auto it = ranks.find({word[i], word[i + 1]});
-      if (it != ranks.end() && it->second < best) {
-        best = it->second;
-        best_pair = it->first;
+      if (it != ranks.end() && it->second < best_rank) {
+        best_rank = it->second;
+        best_pos = i;
       }
     }
-    if (best == SIZE_MAX) break;
-    std::vector<std::string> merged;
-    for (size_t i = 0; i < word.size(); ++i) {
-      if (i + 1 < word.size() && word[i] == best_pair.first && word[i + 1] == best_pair.second) {
-        merged.push_back(word[i] + word[i + 1]);
-        ++i;
-      } else {
-        merged.push_back(word[i]);
-      }
-    }
-    word = std::move(merged);
+    if (best_rank == SIZE_MAX) break;
+    word[best_pos] += word[best_pos + 1];
+    word.erase(word.begin() + static_cast<std::ptrdiff_t>(best_pos) + 1);
   }
+  return word;
+}
+
+std::vector<TokenId> reference_ids(const Tokenizer& tok, const std::string& word, const MergeRanks& ranks) {
+  std::vector<TokenId> ids;
+  for (const std::string& token : reference_bpe(gptneo::tok::bytes_to_chars(word), ranks)) {
+    ids.push_back(tok.token_id(token).value_or(-1));
+  }
+  return ids;
+}
+
+std::string random_word(std::mt19937& rng, std::string_view alphabet, size_t length) {
+  std::string word;
+  for (size_t i = 0; i < length; ++i) word.push_back(alphabet[rng() % alphabet.size()]);
   return word;
 }
 
 }  // namespace
 
-TEST(TokenizerBpe, MatchesGpt2ReferenceAlgorithmOnShortAndLongWords) {
-  std::map<std::pair<std::string, std::string>, size_t> ranks;
-  {
-    std::ifstream in(kDataDir / "merges.txt");
-    std::string line;
-    std::getline(in, line);  // #version
-    for (size_t rank = 0; std::getline(in, line);) {
-      const size_t space = line.find(' ');
-      if (space == std::string::npos) continue;
-      ranks.emplace(std::pair{line.substr(0, space), line.substr(space + 1)}, rank++);
-    }
-  }
+TEST(TokenizerBpe, MatchesTheDefinitionOnShortAndLongWords) {
+  std::ifstream merges(kDataDir / "merges.txt");
+  const MergeRanks ranks = read_merge_ranks(merges);
   const Tokenizer& tok = from_tokenizer_json();
   std::mt19937 rng(12345);
-  const std::string alphabet = "etaoinshrdlucmfwypvbgkqjxz";
+  for (int trial = 0; trial < 80; ++trial) {
+    // Lengths on both sides of the small/long-piece switch-over (48 bytes),
+    // over all letters and over a few frequent ones (longer merges).
+    const std::string alphabet = trial % 2 ? "etaoin" : "etaoinshrdlucmfwypvbgkqjxz";
+    const std::string word = (rng() % 2 ? " " : "") + random_word(rng, alphabet, 2 + rng() % 150);
+    EXPECT_EQ(tok.encode(word), reference_ids(tok, word, ranks)) << "word: " << word;
+  }
+}
+
+TEST(TokenizerBpe, MergesListNotInTrainingOrder) {
+  // Here "ab c" ranks before "a b", which makes "ab": a merge can create a
+  // pair of lower rank than itself, so long pieces must take the general
+  // (heap) path, which must still merge lowest rank first, leftmost on a tie.
+  TempDir dir;
+  nlohmann::json vocab;
+  for (int b = 0; b < 256; ++b) vocab[gptneo::tok::bytes_to_chars(std::string(1, char(b)))] = b;
+  const std::string merge_lines = "ab c\na b\nc a\nbc a\nb c\nabc abc\nca b\nd d\ndd d\n";
+  TokenId next_id = 256;
+  std::istringstream lines(merge_lines);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t space = line.find(' ');
+    const std::string merged = line.substr(0, space) + line.substr(space + 1);
+    if (!vocab.contains(merged)) vocab[merged] = next_id++;
+  }
+  vocab["<|endoftext|>"] = next_id;
+  dir.write("vocab.json", vocab.dump());
+  dir.write("merges.txt", "#version: 0.2\n" + merge_lines);
+  const Tokenizer tok = Tokenizer::load(dir.path());
+  std::istringstream again(merge_lines);
+  const MergeRanks ranks = read_merge_ranks(again);
+
+  std::mt19937 rng(99);
   for (int trial = 0; trial < 60; ++trial) {
-    // Lengths on both sides of the small/large BPE switch-over.
-    const size_t length = 2 + rng() % 120;
-    std::string word = rng() % 2 ? " " : "";
-    for (size_t i = 0; i < length; ++i) word.push_back(alphabet[rng() % (trial % 2 ? 6 : 26)]);
-    std::vector<TokenId> expected;
-    for (const std::string& token : reference_bpe(gptneo::tok::bytes_to_chars(word), ranks)) {
-      expected.push_back(*tok.token_id(token));
-    }
-    EXPECT_EQ(tok.encode(word), expected) << "word: " << word;
+    const std::string word = random_word(rng, "abcd", 2 + rng() % 200);
+    EXPECT_EQ(tok.encode(word), reference_ids(tok, word, ranks)) << "word: " << word;
+  }
+  EXPECT_EQ(tok.encode("abc"), (std::vector<TokenId>{*tok.token_id("abc")}));
+}
+
+TEST(TokenizerBpe, LongRepeatedLetterMatchesTheDefinition) {
+  // One letter repeated takes the long-piece path with a few ranks holding
+  // thousands of positions each.
+  std::ifstream merges(kDataDir / "merges.txt");
+  const MergeRanks ranks = read_merge_ranks(merges);
+  const Tokenizer& tok = from_tokenizer_json();
+  for (const std::string& word : {std::string(601, 'a'), std::string(555, '7'), " " + std::string(400, 'e')}) {
+    EXPECT_EQ(tok.encode(word), reference_ids(tok, word, ranks)) << "word of " << word.size() << " bytes";
   }
 }
 

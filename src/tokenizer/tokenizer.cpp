@@ -27,8 +27,9 @@ using namespace tok;
 namespace {
 
 constexpr std::string_view kEndOfText = "<|endoftext|>";
-// Ids index a dense table; refuse files whose ids would make it absurdly big.
-constexpr TokenId kMaxTokenId = TokenId{1} << 24;
+// Ids index a dense table, and the merge table packs two ids into 42 bits:
+// 2 M ids is far beyond any BPE vocabulary (GPT-2 has 50 257).
+constexpr TokenId kMaxTokenId = PairMap::kMaxId;
 // Below this many bytes a text is unlikely to repeat words enough to pay for
 // building a word cache.
 constexpr size_t kWordCacheMinText = 2048;
@@ -50,11 +51,19 @@ struct Model {
   std::unordered_map<std::string, TokenId> by_spelling;  // "Ġthe" -> id
   std::unordered_map<std::string, TokenId> by_bytes;     // " the" -> id
   Bpe bpe;
+  // BPE results for the bytes of every vocabulary token, computed at load:
+  // the frequent words of any text are tokens, so most pieces are found
+  // here, even by short encode() calls that build no cache of their own.
+  // Read-only after load, so shared by all threads.
+  WordCache vocab_words;
   SpecialTokens specials;
   TokenId eos = -1;
 
   void encode_valid(std::string_view text, std::vector<TokenId>& out) const;
-  void encode_ordinary(std::string_view text, WordCache* cache, std::vector<TokenId>& out) const;
+  // Encodes text free of special tokens; `readable_end` is the end of the
+  // whole buffer `text` lies in (the word cache may read up to there).
+  void encode_ordinary(std::string_view text, const char* readable_end, WordCache* cache,
+                       std::vector<TokenId>& out) const;
   size_t parallel_boundary(std::string_view text, size_t target) const;
   void check_id(TokenId id) const;
 };
@@ -80,8 +89,8 @@ void add_token(Model& impl, TokenId id, std::string bytes) {
 void build_vocab(const TokenizerFiles& files, Model& impl) {
   impl.by_spelling.reserve(files.vocab.size() + files.added_tokens.size());
   for (const auto& [spelling, id] : files.vocab) {
-    if (id >= kMaxTokenId) {
-      throw Error(fmt::format("tokenizer file {}: token \"{}\" has id {}, above the limit {}",
+    if (id > kMaxTokenId) {
+      throw Error(fmt::format("tokenizer file {}: token \"{}\" has id {}, above the supported maximum {}",
                               files.vocab_file.string(), spelling, id, kMaxTokenId));
     }
     if (static_cast<size_t>(id) < impl.has_token.size() && impl.has_token[id]) {
@@ -94,8 +103,8 @@ void build_vocab(const TokenizerFiles& files, Model& impl) {
   // Added tokens are raw text, not byte-level spellings; one may also be a
   // vocabulary entry (GPT-2's <|endoftext|> is), which it then replaces.
   for (const AddedToken& added : files.added_tokens) {
-    if (added.id >= kMaxTokenId) {
-      throw Error(fmt::format("tokenizer file {}: added token \"{}\" has id {}, above the limit {}",
+    if (added.id > kMaxTokenId) {
+      throw Error(fmt::format("tokenizer file {}: added token \"{}\" has id {}, above the supported maximum {}",
                               files.vocab_file.string(), added.content, added.id, kMaxTokenId));
     }
     impl.by_spelling.insert_or_assign(added.content, added.id);
@@ -115,17 +124,19 @@ TokenId lookup_merge_token(const TokenizerFiles& files, const Model& impl, const
                           files.vocab_file.string()));
 }
 
-PairMap build_merges(const TokenizerFiles& files, const Model& impl) {
-  PairMap merges(files.merges.size());
+std::vector<MergeIds> build_merges(const TokenizerFiles& files, const Model& model) {
+  if (files.merges.size() > PairMap::kMaxRank) {
+    throw Error(fmt::format("tokenizer file {}: {} merges is more than the {} supported",
+                            files.merges_file.string(), files.merges.size(), PairMap::kMaxRank));
+  }
+  std::vector<MergeIds> merges;
+  merges.reserve(files.merges.size());
   for (size_t rank = 0; rank < files.merges.size(); ++rank) {
     const Merge& merge = files.merges[rank];
-    const TokenId left = lookup_merge_token(files, impl, merge, rank, merge.left, "the token");
-    const TokenId right = lookup_merge_token(files, impl, merge, rank, merge.right, "the token");
-    const TokenId result =
-        lookup_merge_token(files, impl, merge, rank, merge.left + merge.right, "its result");
-    // A repeated pair keeps its last rank, as the tokenizers library's
-    // HashMap construction does.
-    merges.insert_or_assign(left, right, MergeRule{static_cast<uint32_t>(rank), result});
+    merges.push_back(MergeIds{
+        lookup_merge_token(files, model, merge, rank, merge.left, "the token"),
+        lookup_merge_token(files, model, merge, rank, merge.right, "the token"),
+        lookup_merge_token(files, model, merge, rank, merge.left + merge.right, "its result")});
   }
   return merges;
 }
@@ -155,6 +166,20 @@ SpecialTokens build_specials(const TokenizerFiles& files) {
   return SpecialTokens(std::move(tokens));
 }
 
+WordCache memoize_vocab_words(const Model& model) {
+  WordCache memo;
+  std::vector<TokenId> ids;
+  for (const std::string& bytes : model.token_bytes) {
+    if (bytes.size() < 2 || bytes.size() > WordCache::kMaxPieceBytes) continue;
+    ids.clear();
+    model.bpe.encode_piece(bytes, ids);
+    const WordCache::Key key = WordCache::make_key(bytes, bytes.data() + bytes.size());
+    const uint64_t hash = WordCache::hash(key);
+    if (!memo.contains(key, hash)) memo.insert(key, hash, ids.data(), ids.size());
+  }
+  return memo;
+}
+
 TokenId find_eos(const TokenizerFiles& files, const Model& impl) {
   if (const auto it = impl.by_spelling.find(std::string(kEndOfText)); it != impl.by_spelling.end()) {
     return it->second;
@@ -173,6 +198,7 @@ Tokenizer Tokenizer::load(const std::filesystem::path& path) {
   build_vocab(files, *impl);
   impl->bpe = Bpe(build_byte_ids(files, *impl), build_merges(files, *impl));
   impl->specials = build_specials(files);
+  impl->vocab_words = memoize_vocab_words(*impl);
   impl->eos = find_eos(files, *impl);
   return Tokenizer(std::move(impl));
 }
@@ -186,8 +212,8 @@ Tokenizer::~Tokenizer() = default;
 
 // ---- encoding ----------------------------------------------------------------
 
-void Model::encode_ordinary(std::string_view text, WordCache* cache,
-                                      std::vector<TokenId>& out) const {
+void Model::encode_ordinary(std::string_view text, const char* readable_end, WordCache* cache,
+                            std::vector<TokenId>& out) const {
   PreTokenizer pretokenizer(text);
   std::string_view piece;
   while (pretokenizer.next(piece)) {
@@ -195,18 +221,16 @@ void Model::encode_ordinary(std::string_view text, WordCache* cache,
       out.push_back(bpe.byte_id(static_cast<unsigned char>(piece[0])));
       continue;
     }
-    if (cache == nullptr || piece.size() > WordCache::kMaxPieceBytes) {
+    if (piece.size() > WordCache::kMaxPieceBytes) {
       bpe.encode_piece(piece, out);
       continue;
     }
-    const uint64_t hash = WordCache::hash(piece);
-    if (const auto hit = cache->find(piece, hash); !hit.empty()) {
-      out.insert(out.end(), hit.begin(), hit.end());
-      continue;
-    }
+    const WordCache::Key key = WordCache::make_key(piece, readable_end);
+    const uint64_t hash = WordCache::hash(key);
+    if (cache != nullptr && cache->append_cached(key, hash, out)) continue;
     const size_t first = out.size();
-    bpe.encode_piece(piece, out);
-    cache->insert(piece, hash, std::span<const TokenId>(out).subspan(first));
+    if (!vocab_words.append_cached(key, hash, out)) bpe.encode_piece(piece, out);
+    if (cache != nullptr) cache->insert(key, hash, out.data() + first, out.size() - first);
   }
 }
 
@@ -216,7 +240,7 @@ void Model::encode_valid(std::string_view text, std::vector<TokenId>& out) const
   size_t pos = 0;
   while (pos < text.size()) {
     const SpecialMatch special = specials.find(text, pos);
-    encode_ordinary(text.substr(pos, special.pos - pos), use_cache, out);
+    encode_ordinary(text.substr(pos, special.pos - pos), text.data() + text.size(), use_cache, out);
     if (special.length == 0) break;
     out.push_back(special.id);
     pos = special.pos + special.length;
