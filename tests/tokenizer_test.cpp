@@ -94,6 +94,18 @@ std::vector<std::string> pieces_of(std::string_view text) {
   return pieces;
 }
 
+// A vocabulary of just the 256 byte tokens (ids 0..255), then `extra`
+// tokens, spelled in the byte-level alphabet: small files for tests that
+// need a tokenizer but not GPT-2's.
+nlohmann::json byte_vocab(const std::vector<std::string>& extra = {}) {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) vocab[gptneo::tok::bytes_to_chars(std::string(1, static_cast<char>(b)))] = b;
+  for (const std::string& token : extra) {
+    if (!vocab.contains(token)) vocab[token] = static_cast<int>(vocab.size());
+  }
+  return vocab;
+}
+
 std::string error_message(const std::function<void()>& f) {
   try {
     f();
@@ -416,17 +428,15 @@ TEST(TokenizerBpe, MergesListNotInTrainingOrder) {
   // pair of lower rank than itself, so long pieces must take the general
   // (heap) path, which must still merge lowest rank first, leftmost on a tie.
   TempDir dir;
-  nlohmann::json vocab;
-  for (int b = 0; b < 256; ++b) vocab[gptneo::tok::bytes_to_chars(std::string(1, char(b)))] = b;
   const std::string merge_lines = "ab c\na b\nc a\nbc a\nb c\nabc abc\nca b\nd d\ndd d\n";
-  TokenId next_id = 256;
+  std::vector<std::string> merged;
   std::istringstream lines(merge_lines);
   for (std::string line; std::getline(lines, line);) {
     const size_t space = line.find(' ');
-    const std::string merged = line.substr(0, space) + line.substr(space + 1);
-    if (!vocab.contains(merged)) vocab[merged] = next_id++;
+    merged.push_back(line.substr(0, space) + line.substr(space + 1));
   }
-  vocab["<|endoftext|>"] = next_id;
+  merged.push_back("<|endoftext|>");
+  const nlohmann::json vocab = byte_vocab(merged);
   dir.write("vocab.json", vocab.dump());
   dir.write("merges.txt", "#version: 0.2\n" + merge_lines);
   const Tokenizer tok = Tokenizer::load(dir.path());
@@ -478,7 +488,7 @@ TEST(TokenizerLoad, MissingFilesAreNamed) {
   const fs::path missing = dir.path() / "nope.json";
   EXPECT_NE(error_message([&] { Tokenizer::load(missing); }).find(missing.string()), std::string::npos);
   // vocab.json without its merges.txt
-  fs::copy_file(kDataDir / "vocab.json", dir.path() / "vocab.json");
+  dir.write("vocab.json", byte_vocab().dump());
   EXPECT_NE(error_message([&] { Tokenizer::load(dir.path()); }).find("merges.txt"), std::string::npos);
 }
 
@@ -499,7 +509,7 @@ TEST(TokenizerLoad, MalformedFilesAreReported) {
 
 TEST(TokenizerLoad, MergeNamingAnUnknownTokenIsReported) {
   TempDir dir;
-  fs::copy_file(kDataDir / "vocab.json", dir.path() / "vocab.json");
+  dir.write("vocab.json", byte_vocab({"Ġt"}).dump());
   dir.write("merges.txt", "#version: 0.2\nĠ t\nnotatoken x\n");
   const std::string message = error_message([&] { Tokenizer::load(dir.path()); });
   EXPECT_NE(message.find("merges.txt"), std::string::npos) << message;
@@ -508,6 +518,19 @@ TEST(TokenizerLoad, MergeNamingAnUnknownTokenIsReported) {
 
   dir.write("merges.txt", "#version: 0.2\nĠ t extra\n");
   EXPECT_NE(error_message([&] { Tokenizer::load(dir.path()); }).find("line 2"), std::string::npos);
+
+  // The merged token itself must be in the vocabulary too.
+  dir.write("merges.txt", "#version: 0.2\nĠ t\nt t\n");
+  const std::string missing_result = error_message([&] { Tokenizer::load(dir.path()); });
+  EXPECT_NE(missing_result.find("line 3"), std::string::npos) << missing_result;
+  EXPECT_NE(missing_result.find("\"tt\""), std::string::npos) << missing_result;
+
+  // And with only these merges, the files load and encode.
+  dir.write("merges.txt", "#version: 0.2\r\nĠ t\r\n");
+  const Tokenizer small = Tokenizer::load(dir.path());
+  EXPECT_EQ(small.encode(" t"), (std::vector<TokenId>{256}));
+  EXPECT_EQ(small.vocab_size(), 257);
+  EXPECT_EQ(small.eos_id(), -1);  // this vocabulary has no <|endoftext|>
 }
 
 TEST(TokenizerLoad, MergesAsPairsInTokenizerJson) {

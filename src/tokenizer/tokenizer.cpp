@@ -49,7 +49,6 @@ struct Model {
   std::vector<std::string> token_bytes;  // id -> raw bytes
   std::vector<bool> has_token;           // false for ids no token uses
   std::unordered_map<std::string, TokenId> by_spelling;  // "Ġthe" -> id
-  std::unordered_map<std::string, TokenId> by_bytes;     // " the" -> id
   Bpe bpe;
   // BPE results for the bytes of every vocabulary token, computed at load:
   // the frequent words of any text are tokens, so most pieces are found
@@ -81,7 +80,6 @@ void add_token(Model& impl, TokenId id, std::string bytes) {
     impl.token_bytes.resize(static_cast<size_t>(id) + 1);
     impl.has_token.resize(static_cast<size_t>(id) + 1);
   }
-  impl.by_bytes.emplace(bytes, id);
   impl.token_bytes[id] = std::move(bytes);
   impl.has_token[id] = true;
 }
@@ -345,10 +343,11 @@ TokenId Tokenizer::eos_id() const { return impl_->eos; }
 
 std::optional<TokenId> Tokenizer::token_id(std::string_view token_text) const {
   // The vocabulary's own spelling first ("Ġthe", as in the files), then the
-  // raw bytes (" the"), so callers holding either find the token.
-  const std::string key(token_text);
-  if (const auto it = impl_->by_spelling.find(key); it != impl_->by_spelling.end()) return it->second;
-  if (const auto it = impl_->by_bytes.find(key); it != impl_->by_bytes.end()) return it->second;
+  // raw bytes (" the", spelled into the byte-level alphabet), so callers
+  // holding either find the token.
+  const auto& by_spelling = impl_->by_spelling;
+  if (const auto it = by_spelling.find(std::string(token_text)); it != by_spelling.end()) return it->second;
+  if (const auto it = by_spelling.find(bytes_to_chars(token_text)); it != by_spelling.end()) return it->second;
   return std::nullopt;
 }
 
