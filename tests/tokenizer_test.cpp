@@ -126,6 +126,19 @@ TEST(TokenizerGolden, EveryTextEncodesToTheGoldenIds) {
   }
 }
 
+TEST(TokenizerGolden, RandomTextOfEveryScriptMatchesTiktoken) {
+  // 60 kB of letters, numbers, marks, whitespace and symbols from all of
+  // Unicode 14 plus contractions and special-token look-alikes, encoded by
+  // js-tiktoken (an independent implementation; see
+  // tools/tokenizer_crosscheck/). Exercises every character class table.
+  std::ifstream in(kDataDir / "unicode_mix.golden.json");
+  const auto golden = nlohmann::json::parse(in);
+  const std::string text = golden.at("text").get<std::string>();
+  const std::vector<TokenId> ids = golden.at("ids").get<std::vector<TokenId>>();
+  EXPECT_EQ(from_tokenizer_json().encode(text), ids);
+  EXPECT_EQ(from_tokenizer_json().decode(ids), text);
+}
+
 TEST(TokenizerGolden, EveryGoldenDecodesBackToItsText) {
   for (const auto& c : goldens()) {
     EXPECT_EQ(from_tokenizer_json().decode(c.ids), c.text);
