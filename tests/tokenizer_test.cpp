@@ -1,6 +1,8 @@
 // Tests of the GPT-2 byte-level BPE tokenizer against the reference goldens
 // (tests/data/tokenizer/, copied from the reference data), plus its file
 // handling, UTF-8 handling, streaming decoder and worst-case inputs.
+#include "gptneo/tokenizer.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,15 +16,14 @@
 #include <thread>
 
 #include "gptneo/error.h"
-#include "gptneo/tokenizer.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pretokenizer.h"
 
 namespace fs = std::filesystem;
 using gptneo::Error;
 using gptneo::StreamDecoder;
-using gptneo::Tokenizer;
 using gptneo::TokenId;
+using gptneo::Tokenizer;
 
 namespace {
 
@@ -220,12 +221,15 @@ TEST(TokenizerPreTokenizer, SplitsLikeTheGpt2Regex) {
   EXPECT_EQ(pieces_of("a \t b"), (V{"a", " \t", " b"}));
   EXPECT_EQ(pieces_of("x\n\n\ny"), (V{"x", "\n\n", "\n", "y"}));
   EXPECT_EQ(pieces_of("end  "), (V{"end", "  "}));
-  EXPECT_EQ(pieces_of("it's HE'S we'll 'x ''s"), (V{"it", "'s", " HE", "'", "S", " we", "'ll", " '", "x", " ''", "s"}));
+  EXPECT_EQ(pieces_of("it's HE'S we'll 'x ''s"),
+            (V{"it", "'s", " HE", "'", "S", " we", "'ll", " '", "x", " ''", "s"}));
   EXPECT_EQ(pieces_of("v1.2 3,000"), (V{"v", "1", ".", "2", " 3", ",", "000"}));
   EXPECT_EQ(pieces_of("f(n - 1);"), (V{"f", "(", "n", " -", " 1", ");"}));
   // U+3000 IDEOGRAPHIC SPACE is whitespace (the backtrack steps over all 3
   // bytes) but not " ", so it does not join the word after it.
-  EXPECT_EQ(pieces_of("a\xE3\x80\x80\xE3\x80\x80" "b"), (V{"a", "\xE3\x80\x80", "\xE3\x80\x80", "b"}));
+  EXPECT_EQ(pieces_of("a\xE3\x80\x80\xE3\x80\x80"
+                      "b"),
+            (V{"a", "\xE3\x80\x80", "\xE3\x80\x80", "b"}));
   EXPECT_EQ(pieces_of("a\xE3\x80\x80\xE3\x80\x80 b"), (V{"a", "\xE3\x80\x80\xE3\x80\x80", " b"}));
   // NBSP is \s but not " ", so it never joins the word after it.
   EXPECT_EQ(pieces_of("x\xC2\xA0y"), (V{"x", "\xC2\xA0", "y"}));
@@ -261,7 +265,7 @@ TEST(TokenizerUtf8, CompletePrefix) {
   using gptneo::utf8_complete_prefix;
   EXPECT_EQ(utf8_complete_prefix(""), 0u);
   EXPECT_EQ(utf8_complete_prefix("abc"), 3u);
-  EXPECT_EQ(utf8_complete_prefix("ab\xF0\x9F"), 2u);      // emoji cut after 2 of 4 bytes
+  EXPECT_EQ(utf8_complete_prefix("ab\xF0\x9F"), 2u);  // emoji cut after 2 of 4 bytes
   EXPECT_EQ(utf8_complete_prefix("ab\xF0\x9F\x99"), 2u);
   EXPECT_EQ(utf8_complete_prefix("ab\xF0\x9F\x99\x82"), 6u);
   EXPECT_EQ(utf8_complete_prefix("\xC3"), 0u);
@@ -470,7 +474,8 @@ TEST(TokenizerBpe, LongRepeatedLetterMatchesTheDefinition) {
   std::ifstream merges(kDataDir / "merges.txt");
   const MergeRanks ranks = read_merge_ranks(merges);
   const Tokenizer& tok = from_tokenizer_json();
-  for (const std::string& word : {std::string(601, 'a'), std::string(555, '7'), " " + std::string(400, 'e')}) {
+  for (const std::string& word :
+       {std::string(601, 'a'), std::string(555, '7'), " " + std::string(400, 'e')}) {
     EXPECT_EQ(tok.encode(word), reference_ids(tok, word, ranks)) << "word of " << word.size() << " bytes";
   }
 }

@@ -76,8 +76,7 @@ Merge read_json_merge(const json& entry, size_t index, const fs::path& file) {
   } else if (entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_string()) {
     return Merge{entry[0].get<std::string>(), entry[1].get<std::string>(), 0};
   }
-  fail(file, fmt::format("model.merges[{}] must be \"a b\" or [\"a\", \"b\"], got {}", index,
-                         entry.dump()));
+  fail(file, fmt::format("model.merges[{}] must be \"a b\" or [\"a\", \"b\"], got {}", index, entry.dump()));
 }
 
 void check_supported(const json& root, const fs::path& file) {
@@ -142,8 +141,8 @@ std::vector<Merge> read_merges_txt(const fs::path& file) {
     const size_t space = line.find(' ');
     if (space == std::string_view::npos || space == 0 || space + 1 == line.size() ||
         line.find(' ', space + 1) != std::string_view::npos) {
-      fail(file, fmt::format("line {}: expected two tokens separated by one space, got \"{}\"", line_no,
-                             line));
+      fail(file,
+           fmt::format("line {}: expected two tokens separated by one space, got \"{}\"", line_no, line));
     }
     merges.push_back(Merge{std::string(line.substr(0, space)), std::string(line.substr(space + 1)), line_no});
   }
@@ -152,8 +151,11 @@ std::vector<Merge> read_merges_txt(const fs::path& file) {
 
 TokenizerFiles read_vocab_and_merges(const fs::path& vocab_file, const json& vocab) {
   const fs::path merges_file = vocab_file.parent_path() / kMergesTxt;
-  TokenizerFiles files{vocab_file, merges_file, read_vocab(vocab, vocab_file, "the vocabulary"),
-                       read_merges_txt(merges_file), {}};
+  TokenizerFiles files{vocab_file,
+                       merges_file,
+                       read_vocab(vocab, vocab_file, "the vocabulary"),
+                       read_merges_txt(merges_file),
+                       {}};
   // This layout has no added_tokens list; GPT-2's one special token lives in
   // the vocabulary and must still be cut out of input text.
   for (const auto& [spelling, id] : files.vocab) {

@@ -13,9 +13,9 @@
 namespace gptneo::tok {
 
 struct Merge {
-  std::string left;   // both in the byte-level spelling ("Ġt")
+  std::string left;  // both in the byte-level spelling ("Ġt")
   std::string right;
-  size_t line;        // 1-based line in merges.txt, 0 for tokenizer.json
+  size_t line;  // 1-based line in merges.txt, 0 for tokenizer.json
 };
 
 struct AddedToken {
@@ -25,8 +25,8 @@ struct AddedToken {
 };
 
 struct TokenizerFiles {
-  std::filesystem::path vocab_file;   // the file vocab and added tokens came from
-  std::filesystem::path merges_file;  // the same as vocab_file for tokenizer.json
+  std::filesystem::path vocab_file;                    // the file vocab and added tokens came from
+  std::filesystem::path merges_file;                   // the same as vocab_file for tokenizer.json
   std::vector<std::pair<std::string, TokenId>> vocab;  // spelling -> id
   std::vector<Merge> merges;                           // in rank order
   std::vector<AddedToken> added_tokens;

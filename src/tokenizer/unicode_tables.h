@@ -27,8 +27,6 @@ inline CharClass char_class(char32_t cp) {
 
 // ASCII is stage-2 block 0's first half; the scanner's fast path reads it
 // directly, skipping the stage-1 lookup.
-inline CharClass ascii_class(unsigned char byte) {
-  return static_cast<CharClass>(kClassStage2[0][byte]);
-}
+inline CharClass ascii_class(unsigned char byte) { return static_cast<CharClass>(kClassStage2[0][byte]); }
 
 }  // namespace gptneo::tok
