@@ -17,9 +17,20 @@
 namespace gptneo {
 
 namespace {
-// How long a worker spins waiting for the next loop before it sleeps: long
-// enough to bridge the gap between the loops of one forward pass.
+// How long a worker waits for the next loop before it sleeps: long enough to
+// bridge the gap between the loops of one forward pass.
 constexpr int kSpinIterations = 1 << 16;
+// Busy-waiting only pays while every thread has a core of its own. On a
+// shared machine a waiting thread may hold the core its partner needs, so
+// after a short spin it yields the core on every further check.
+constexpr int kSpinBeforeYield = 2000;
+
+inline void pause_or_yield(int spins) {
+  if (spins < kSpinBeforeYield)
+    GPTNEO_PAUSE();
+  else
+    std::this_thread::yield();
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
@@ -42,7 +53,7 @@ void ThreadPool::worker_loop(int index) {
   for (;;) {
     int spins = 0;
     while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
-      GPTNEO_PAUSE();
+      pause_or_yield(spins);
       ++spins;
     }
     if (generation_.load(std::memory_order_acquire) == seen) {
@@ -56,7 +67,7 @@ void ThreadPool::worker_loop(int index) {
   }
 }
 
-void ThreadPool::dispatch(const std::function<void(int, int)>& job) {
+void ThreadPool::dispatch(FunctionRef<void(int, int)> job) {
   std::lock_guard<std::mutex> guard(dispatch_mutex_);
   job_ = &job;
   pending_.store(static_cast<int>(workers_.size()), std::memory_order_release);
@@ -66,23 +77,22 @@ void ThreadPool::dispatch(const std::function<void(int, int)>& job) {
   }
   wake_.notify_all();
   job(0, size());
-  while (pending_.load(std::memory_order_acquire) != 0) GPTNEO_PAUSE();
+  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) pause_or_yield(spins);
   job_ = nullptr;
 }
 
-void ThreadPool::run_on_all(const std::function<void(int, int)>& fn) {
+void ThreadPool::run_on_all(FunctionRef<void(int, int)> fn) {
   if (workers_.empty()) return fn(0, 1);
   dispatch(fn);
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain,
-                              const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   const int64_t units = (n + grain - 1) / grain;
   const int64_t parts = std::min<int64_t>(units, size());
   if (parts <= 1) return fn(0, n);
-  const std::function<void(int, int)> job = [&](int index, int) {
+  const auto job = [&](int index, int) {
     if (index >= parts) return;
     // Spread the units as evenly as possible over the parts.
     const int64_t begin = units * index / parts * grain;

@@ -9,12 +9,31 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace gptneo {
+
+// A non-owning reference to a callable, cheaper than std::function (never
+// allocates): the parallel loops of one decoded token must not allocate.
+template <class Sig>
+class FunctionRef;
+template <class R, class... Args>
+class FunctionRef<R(Args...)> {
+ public:
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, FunctionRef>>>
+  FunctionRef(F&& f)  // NOLINT: implicit, as std::function
+      : obj_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
+        call_([](void* o, Args... a) -> R { return (*static_cast<std::remove_reference_t<F>*>(o))(std::forward<Args>(a)...); }) {}
+  R operator()(Args... a) const { return call_(obj_, std::forward<Args>(a)...); }
+
+ private:
+  void* obj_;
+  R (*call_)(void*, Args...);
+};
 
 class ThreadPool {
  public:
@@ -31,10 +50,10 @@ class ThreadPool {
   // ranges of whole multiples of `grain` (the last may be shorter), and
   // returns when all are done. Runs inline when n is small or the pool has
   // one thread. Not re-entrant: fn must not call parallel_for on this pool.
-  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+  void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn);
 
   // Calls fn(thread_index, thread_count) once on every thread of the pool.
-  void run_on_all(const std::function<void(int, int)>& fn);
+  void run_on_all(FunctionRef<void(int, int)> fn);
 
   // The number of physical cores of this machine (not hyper-threads).
   static int physical_cores();
@@ -44,10 +63,10 @@ class ThreadPool {
 
  private:
   void worker_loop(int index);
-  void dispatch(const std::function<void(int, int)>& job);
+  void dispatch(FunctionRef<void(int, int)> job);
 
   std::vector<std::thread> workers_;
-  const std::function<void(int, int)>* job_ = nullptr;
+  const FunctionRef<void(int, int)>* job_ = nullptr;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};

@@ -1,35 +1,21 @@
 // Row-wise and element-wise primitives: LayerNorm, activations, softmax, and
-// the small vector operations attention is built from.
+// the small vector operations attention is built from. The vectorised
+// bodies are in the kernel sets (kernel_set.h); this file routes to them.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include <fmt/format.h>
 
 #include "gptneo/error.h"
+#include "kernels/kernel_set.h"
 #include "kernels/kernels.h"
 
 namespace gptneo::kernels {
 
-void layer_norm(const float* x, int64_t m, int64_t d, const float* gamma, const float* beta,
-                float eps, float* y) {
-  for (int64_t i = 0; i < m; ++i) {
-    const float* xi = x + i * d;
-    float* yi = y + i * d;
-    // Two passes (mean, then centred variance) as PyTorch does: one-pass
-    // E[x²] - E[x]² loses precision when the mean is large.
-    float mean = 0;
-    for (int64_t k = 0; k < d; ++k) mean += xi[k];
-    mean /= static_cast<float>(d);
-    float var = 0;
-    for (int64_t k = 0; k < d; ++k) {
-      const float c = xi[k] - mean;
-      var += c * c;
-    }
-    var /= static_cast<float>(d);
-    const float inv = 1.0f / std::sqrt(var + eps);
-    for (int64_t k = 0; k < d; ++k) yi[k] = (xi[k] - mean) * inv * gamma[k] + beta[k];
-  }
+void layer_norm(const float* x, int64_t m, int64_t d, const float* gamma, const float* beta, float eps,
+                float* y) {
+  const KernelSet& ks = active();
+  for (int64_t i = 0; i < m; ++i) ks.layer_norm_row(x + i * d, d, gamma, beta, eps, y + i * d);
 }
 
 Activation activation_from_name(const std::string& name) {
@@ -44,16 +30,11 @@ Activation activation_from_name(const std::string& name) {
 }
 
 void activate(Activation a, float* x, int64_t n) {
-  constexpr float kSqrt2OverPi = 0.7978845608028654f;
   constexpr float kInvSqrt2 = 0.7071067811865476f;
   switch (a) {
     case Activation::GeluNew:  // the tanh approximation GPT-Neo and GPT-J use
     case Activation::GeluFast:
-      for (int64_t i = 0; i < n; ++i) {
-        const float v = x[i];
-        x[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
-      }
-      return;
+      return active().gelu_tanh(x, n);
     case Activation::Gelu:
       for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * kInvSqrt2));
       return;
@@ -66,37 +47,18 @@ void activate(Activation a, float* x, int64_t n) {
   }
 }
 
-void softmax(float* x, int64_t n) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
-  const float inv = 1.0f / sum;
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+void softmax(float* x, int64_t n) { active().softmax(x, n); }
+float dot(const float* a, const float* b, int64_t n) { return active().dot(a, b, n); }
+void axpy(float a, const float* x, float* y, int64_t n) { active().axpy(a, x, y, n); }
+void add(const float* x, float* y, int64_t n) { active().add(x, y, n); }
+
+void attention_scores(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
+                      float* scores) {
+  active().attention_scores(q, keys, stride, n, d, scale, scores);
 }
 
-float dot(const float* a, const float* b, int64_t n) {
-  // Eight partial sums let the compiler vectorise without -ffast-math.
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) acc[l] += a[i + l] * b[i + l];
-  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
+void attention_values(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out) {
+  active().attention_values(p, values, stride, n, d, out);
 }
-
-void axpy(float a, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
-void add(const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
-}
-
-std::string isa_name() { return "portable"; }
 
 }  // namespace gptneo::kernels

@@ -17,24 +17,30 @@
 namespace gptneo {
 
 // A weight matrix of `rows` outputs by `cols` inputs, row-major (the layout
-// of torch.nn.Linear.weight), in one of the weight formats.
+// of torch.nn.Linear.weight), in one of the weight formats. Rows follow each
+// other with no gap; a row of a quantized format is a run of blocks of 32
+// weights (kernels/quant_blocks.h).
 struct Matrix {
   WeightFormat format = WeightFormat::F32;
   int64_t rows = 0;
   int64_t cols = 0;
   const void* data = nullptr;
-  std::shared_ptr<const void> storage;  // owns `data`
+  std::shared_ptr<const void> storage;  // owns `data` (or the mapped file it lies in)
 
   const float* f32() const { return static_cast<const float*>(data); }
-  size_t bytes() const;
+  // Bytes of one row, and of the whole matrix.
+  size_t row_bytes() const;
+  size_t bytes() const { return row_bytes() * static_cast<size_t>(rows); }
+  const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + row_bytes() * static_cast<size_t>(r); }
   // A float32 copy of row r (for embedding lookups).
   void row_f32(int64_t r, float* out) const;
 };
 
 // Makes an owned float32 matrix (contents uninitialised).
 Matrix make_f32_matrix(int64_t rows, int64_t cols);
-// Converts a float32 matrix to `format` (a copy).
-Matrix convert_matrix(const Matrix& m, WeightFormat format);
+// Converts a matrix to `format` (a copy; returns `m` itself when it is
+// already in that format). Quantizing uses several threads of `pool` when given.
+Matrix convert_matrix(const Matrix& m, WeightFormat format, ThreadPool* pool = nullptr);
 
 namespace kernels {
 
@@ -59,12 +65,19 @@ void softmax(float* x, int64_t n);
 
 // Sum of a[i] * b[i].
 float dot(const float* a, const float* b, int64_t n);
+// Attention over a run of n keys or values stored `stride` floats apart:
+// scores[j] = dot(q, keys + j * stride, d) * scale, and
+// out[0, d) += sum over j of p[j] * values[j * stride + 0, d).
+void attention_scores(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
+                      float* scores);
+void attention_values(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out);
 // y[i] += a * x[i].
 void axpy(float a, const float* x, float* y, int64_t n);
 // y[i] += x[i].
 void add(const float* x, float* y, int64_t n);
 
-// The ISA the kernels use ("scalar", "avx2", "avx512").
+// The kernel set in use ("scalar", "avx2" or "avx512"),
+// chosen from CPUID at first use or forced with GPTNEO_ISA=scalar|avx2|avx512.
 std::string isa_name();
 
 }  // namespace kernels

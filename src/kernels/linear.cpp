@@ -1,84 +1,85 @@
 // y = x · wᵀ + b, the product every projection of the model is made of.
 //
-// The portable implementation: register tiles of 4 input rows × 2 weight rows
-// with 8 independent partial sums each, which compilers turn into SIMD code
-// for whatever the target ISA is. Work is split over threads by blocks of
-// weight rows, so each thread streams its own part of the weights once.
+// Two ways, both split over threads by blocks of weight rows (output
+// columns), so each thread streams its own share of the weights once:
+//  - few rows of x (decoding): the weights are read in their own format and
+//    widened in registers (gemm_direct); this is bound by memory bandwidth.
+//  - many rows (prompts): blocks of weights are widened once into float32
+//    panels that stay in cache and are reused by every row of x
+//    (pack_panel + gemm_panel); this is bound by arithmetic.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "kernels/kernel_set.h"
 #include "kernels/kernels.h"
+#include "kernels/quant_blocks.h"
 
 namespace gptneo::kernels {
 
 namespace {
 
-constexpr int kLanes = 8;
+// From this many rows of x on, packing the weights pays for itself.
+constexpr int64_t kPackedMinRows = 8;
+// Columns of x and rows of a panel handled at a time: a panel of depth
+// kDepth stays in L1, and kRowBlock × kDepth floats of x in L2.
+constexpr int64_t kDepth = 256;
+constexpr int64_t kRowBlock = 96;
 
-// acc[r][c] = dot(x row r, w row c) for an MR × NR tile, over k in [0, K).
-template <int MR, int NR>
-inline void tile(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t K, float* out,
-                 int64_t ldo) {
-  float acc[MR][NR][kLanes] = {};
-  int64_t k = 0;
-  for (; k + kLanes <= K; k += kLanes)
-    for (int r = 0; r < MR; ++r)
-      for (int c = 0; c < NR; ++c)
-        for (int l = 0; l < kLanes; ++l) acc[r][c][l] += x[r * ldx + k + l] * w[c * ldw + k + l];
-  for (int r = 0; r < MR; ++r)
-    for (int c = 0; c < NR; ++c) {
-      const float* a = acc[r][c];
-      float s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-      for (int64_t kk = k; kk < K; ++kk) s += x[r * ldx + kk] * w[c * ldw + kk];
-      out[r * ldo + c] = s;
+WeightRows rows_of(const Matrix& w, int64_t j0, int64_t j1) {
+  return WeightRows{w.format, w.row(j0), w.row_bytes(), j1 - j0, w.cols};
+}
+
+void add_bias(const float* bias, int64_t m, int64_t n, int64_t j0, int64_t j1, float* y) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = j0; j < j1; ++j) y[i * n + j] += bias[j];
+}
+
+void linear_packed(const KernelSet& ks, const float* x, int64_t m, const Matrix& w, float* y, int64_t j0,
+                   int64_t j1) {
+  thread_local std::vector<float> panel;
+  const int64_t pw = ks.panel_width;
+  panel.resize(static_cast<size_t>(pw * kDepth));
+  const int64_t K = w.cols, N = w.rows;
+  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
+    const int64_t mi = std::min(kRowBlock, m - i0);
+    for (int64_t jb = j0; jb < j1; jb += pw) {
+      const int64_t n = std::min(pw, j1 - jb);
+      const WeightRows wr = rows_of(w, jb, jb + n);
+      for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
+        const int64_t kc = std::min(kDepth, K - k0);
+        ks.pack_panel(wr, k0, kc, panel.data());
+        ks.gemm_panel(x + i0 * K + k0, K, mi, panel.data(), kc, n, y + i0 * N + jb, N, k0 > 0);
+      }
     }
-}
-
-// Rows [j0, j1) of the weights against all m rows of x; `w` points at row j0
-// of a float32 matrix with K columns, y has N columns.
-void linear_f32_block(const float* x, int64_t m, const float* w, int64_t K, int64_t N, const float* bias,
-                      float* y, int64_t j0, int64_t j1) {
-  constexpr int MR = 4, NR = 2;
-  int64_t j = j0;
-  for (; j + NR <= j1; j += NR) {
-    int64_t i = 0;
-    for (; i + MR <= m; i += MR) tile<MR, NR>(x + i * K, K, w + (j - j0) * K, K, K, y + i * N + j, N);
-    for (; i < m; ++i) tile<1, NR>(x + i * K, K, w + (j - j0) * K, K, K, y + i * N + j, N);
-  }
-  for (; j < j1; ++j) {
-    int64_t i = 0;
-    for (; i + MR <= m; i += MR) tile<MR, 1>(x + i * K, K, w + (j - j0) * K, K, K, y + i * N + j, N);
-    for (; i < m; ++i) tile<1, 1>(x + i * K, K, w + (j - j0) * K, K, K, y + i * N + j, N);
-  }
-  if (bias)
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t jj = j0; jj < j1; ++jj) y[i * N + jj] += bias[jj];
-}
-
-// 16-bit weights: each block of rows is widened to float32 once into a
-// per-thread buffer, then multiplied as above.
-void linear_16bit_block(const float* x, int64_t m, const Matrix& w, const float* bias, float* y,
-                        int64_t j0, int64_t j1) {
-  constexpr int64_t kRowsPerChunk = 16;
-  thread_local std::vector<float> buf;
-  buf.resize(static_cast<size_t>(kRowsPerChunk * w.cols));
-  for (int64_t j = j0; j < j1; j += kRowsPerChunk) {
-    const int64_t rows = std::min(kRowsPerChunk, j1 - j);
-    for (int64_t r = 0; r < rows; ++r) w.row_f32(j + r, buf.data() + r * w.cols);
-    linear_f32_block(x, m, buf.data(), w.cols, w.rows, bias, y, j, j + rows);
   }
 }
 
 }  // namespace
 
 void linear(const float* x, int64_t m, const Matrix& w, const float* bias, float* y, ThreadPool& pool) {
-  // Blocks of 16 weight rows keep each thread's slice aligned to tiles.
+  const KernelSet& ks = active();
+  if (m >= kPackedMinRows) {
+    pool.parallel_for(w.rows, ks.panel_width, [&](int64_t j0, int64_t j1) {
+      linear_packed(ks, x, m, w, y, j0, j1);
+      if (bias) add_bias(bias, m, w.rows, j0, j1, y);
+    });
+    return;
+  }
+  // The direct kernels read quantized rows in whole blocks of 32: a row of
+  // x whose length is not a multiple of 32 is zero-padded (tiny models only).
+  const float* xs = x;
+  int64_t ldx = w.cols;
+  thread_local std::vector<float> padded;
+  if (is_quantized(w.format) && w.cols % quant::kBlock != 0) {
+    ldx = quant::blocks_per_row(w.cols) * quant::kBlock;
+    padded.assign(static_cast<size_t>(m * ldx), 0.0f);
+    for (int64_t i = 0; i < m; ++i) std::memcpy(padded.data() + i * ldx, x + i * w.cols, w.cols * sizeof(float));
+    xs = padded.data();
+  }
   pool.parallel_for(w.rows, 16, [&](int64_t j0, int64_t j1) {
-    if (w.format == WeightFormat::F32)
-      linear_f32_block(x, m, w.f32() + j0 * w.cols, w.cols, w.rows, bias, y, j0, j1);
-    else
-      linear_16bit_block(x, m, w, bias, y, j0, j1);
+    ks.gemm_direct(xs, ldx, m, rows_of(w, j0, j1), y + j0, w.rows);
+    if (bias) add_bias(bias, m, w.rows, j0, j1, y);
   });
 }
 

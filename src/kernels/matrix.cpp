@@ -7,6 +7,7 @@
 #include "core/dtype.h"
 #include "gptneo/error.h"
 #include "kernels/kernels.h"
+#include "kernels/quant_blocks.h"
 
 namespace gptneo {
 
@@ -15,6 +16,8 @@ std::string weight_format_name(WeightFormat f) {
     case WeightFormat::F32: return "f32";
     case WeightFormat::F16: return "f16";
     case WeightFormat::BF16: return "bf16";
+    case WeightFormat::Q8: return "q8";
+    case WeightFormat::Q4: return "q4";
   }
   return "?";
 }
@@ -23,26 +26,22 @@ std::optional<WeightFormat> weight_format_from_name(std::string_view name) {
   if (name == "f32" || name == "float32") return WeightFormat::F32;
   if (name == "f16" || name == "float16") return WeightFormat::F16;
   if (name == "bf16" || name == "bfloat16") return WeightFormat::BF16;
+  if (name == "q8" || name == "int8") return WeightFormat::Q8;
+  if (name == "q4" || name == "int4") return WeightFormat::Q4;
   return std::nullopt;
 }
 
-size_t Matrix::bytes() const {
-  const size_t n = static_cast<size_t>(rows * cols);
-  return format == WeightFormat::F32 ? n * 4 : n * 2;
-}
+size_t Matrix::row_bytes() const { return quant::row_bytes(format, cols); }
 
 void Matrix::row_f32(int64_t r, float* out) const {
-  const size_t off = static_cast<size_t>(r * cols);
+  const uint8_t* p = row(r);
+  const auto n = static_cast<size_t>(cols);
   switch (format) {
-    case WeightFormat::F32:
-      std::memcpy(out, f32() + off, static_cast<size_t>(cols) * 4);
-      return;
-    case WeightFormat::F16:
-      convert_to_f32(DType::F16, static_cast<const uint16_t*>(data) + off, static_cast<size_t>(cols), out);
-      return;
-    case WeightFormat::BF16:
-      convert_to_f32(DType::BF16, static_cast<const uint16_t*>(data) + off, static_cast<size_t>(cols), out);
-      return;
+    case WeightFormat::F32: std::memcpy(out, p, n * 4); return;
+    case WeightFormat::F16: convert_to_f32(DType::F16, p, n, out); return;
+    case WeightFormat::BF16: convert_to_f32(DType::BF16, p, n, out); return;
+    case WeightFormat::Q8: quant::dequantize_row_q8(reinterpret_cast<const quant::BlockQ8*>(p), cols, out); return;
+    case WeightFormat::Q4: quant::dequantize_row_q4(reinterpret_cast<const quant::BlockQ4*>(p), cols, out); return;
   }
 }
 
@@ -57,13 +56,47 @@ Matrix make_f32_matrix(int64_t rows, int64_t cols) {
   return m;
 }
 
-Matrix convert_matrix(const Matrix& m, WeightFormat format) {
-  if (m.format != WeightFormat::F32) throw Error("convert_matrix: the source must be float32");
-  if (format == WeightFormat::F32) return m;
-  const size_t n = static_cast<size_t>(m.rows * m.cols);
-  auto buf = std::shared_ptr<uint16_t[]>(new uint16_t[n]);
-  const float* src = m.f32();
-  for (size_t i = 0; i < n; ++i) buf[i] = format == WeightFormat::F16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
+namespace {
+
+// Row r of `m` in `to`, written at `out` (row_bytes(to, cols) bytes); `tmp`
+// holds cols floats.
+void convert_row(const Matrix& m, int64_t r, WeightFormat to, uint8_t* out, float* tmp) {
+  const float* src = tmp;
+  if (m.format == WeightFormat::F32)
+    src = reinterpret_cast<const float*>(m.row(r));
+  else
+    m.row_f32(r, tmp);
+  const auto n = static_cast<size_t>(m.cols);
+  switch (to) {
+    case WeightFormat::F32: std::memcpy(out, src, n * 4); return;
+    case WeightFormat::F16:
+    case WeightFormat::BF16: {
+      auto* o = reinterpret_cast<uint16_t*>(out);
+      for (size_t i = 0; i < n; ++i) o[i] = to == WeightFormat::F16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
+      return;
+    }
+    case WeightFormat::Q8: quant::quantize_row_q8(src, m.cols, reinterpret_cast<quant::BlockQ8*>(out)); return;
+    case WeightFormat::Q4: quant::quantize_row_q4(src, m.cols, reinterpret_cast<quant::BlockQ4*>(out)); return;
+  }
+}
+
+}  // namespace
+
+Matrix convert_matrix(const Matrix& m, WeightFormat format, ThreadPool* pool) {
+  if (m.format == format) return m;
+  const size_t row_bytes = quant::row_bytes(format, m.cols);
+  // uint64_t elements keep the buffer 8-byte aligned for every format.
+  const size_t words = (row_bytes * static_cast<size_t>(m.rows) + 7) / 8;
+  auto buf = std::shared_ptr<uint64_t[]>(new uint64_t[words]);
+  auto* dst = reinterpret_cast<uint8_t*>(buf.get());
+  auto convert_rows = [&](int64_t r0, int64_t r1) {
+    std::vector<float> tmp(static_cast<size_t>(m.cols));
+    for (int64_t r = r0; r < r1; ++r) convert_row(m, r, format, dst + row_bytes * static_cast<size_t>(r), tmp.data());
+  };
+  if (pool)
+    pool->parallel_for(m.rows, 64, convert_rows);
+  else
+    convert_rows(0, m.rows);
   Matrix out;
   out.format = format;
   out.rows = m.rows;

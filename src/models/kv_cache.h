@@ -7,6 +7,7 @@
 // losing keys the next query needs.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -38,6 +39,14 @@ class KVCacheImpl {
   // Whether `layer` still holds position `pos` (< length()).
   bool holds(int64_t layer, int64_t pos) const {
     return pos >= 0 && pos < length_ && pos >= length_ - layers_[layer].slots;
+  }
+
+  // How many of the n positions from `pos` on lie in consecutive slots of
+  // `layer` (a ring wraps around): key(layer, pos + i) is then
+  // key(layer, pos) + i * width().
+  int64_t contiguous(int64_t layer, int64_t pos, int64_t n) const {
+    const int64_t slots = layers_[layer].slots;
+    return std::min(n, slots - pos % slots);
   }
 
   // Marks n more positions as filled (after the model stored them).

@@ -121,31 +121,48 @@ void Attention::forward(const float* x, const BatchLayout& batch, float* out, st
 void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* att, ThreadPool& pool) const {
   const int64_t hidden = heads * head_dim;
   const int64_t stride = 3 * hidden;
-  const int64_t items = batch.rows() * heads;
-  // Queries late in a long prompt see many more keys than early ones, so
-  // work is dealt out round-robin rather than in contiguous ranges.
+  const int64_t rows = batch.rows();
+  const float scale = 1.0f / score_divisor;
+  // Work items are (head, row) pairs in head-major order, dealt round-robin:
+  // the threads go through one head's keys together while they are in
+  // cache, and the late queries of a long prompt, which see the most keys,
+  // are spread evenly.
   pool.run_on_all([&](int thread, int threads) {
     thread_local std::vector<float> scores;
-    for (int64_t item = thread; item < items; item += threads) {
-      const int64_t r = item / heads, h = item % heads;
+    for (int64_t item = thread; item < rows * heads; item += threads) {
+      const int64_t h = item / rows, r = item % rows;
       const BatchLayout::Seq& seq = batch.seqs[static_cast<size_t>(batch.row_seq[r])];
       const int64_t pos = batch.positions[r];
       const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
       const int64_t n = pos - lo + 1;
-      // Key / value vector of this head at position p: from this batch's
-      // rows when p is new, else from the cache.
-      auto kv_at = [&](int64_t p, int64_t part) -> const float* {
-        if (p >= seq.start) return qkv_rows + (seq.first_row + p - seq.start) * stride + part * hidden + h * head_dim;
-        const float* base = part == 1 ? seq.cache->key(layer, p) : seq.cache->value(layer, p);
-        return base + h * head_dim;
+      // Calls fn(first key index, count, keys, values, stride) for each run
+      // of keys stored at a fixed stride: positions before seq.start are in
+      // the cache (in runs of consecutive slots), later ones are rows of
+      // this batch.
+      auto for_each_run = [&](auto&& fn) {
+        int64_t p = lo;
+        const int64_t cached_end = std::min(seq.start, pos + 1);
+        while (p < cached_end) {
+          const int64_t c = seq.cache->contiguous(layer, p, cached_end - p);
+          fn(p - lo, c, seq.cache->key(layer, p) + h * head_dim, seq.cache->value(layer, p) + h * head_dim, hidden);
+          p += c;
+        }
+        if (p <= pos) {
+          const float* row = qkv_rows + (seq.first_row + p - seq.start) * stride + h * head_dim;
+          fn(p - lo, pos - p + 1, row + hidden, row + 2 * hidden, stride);
+        }
       };
       const float* q = qkv_rows + r * stride + h * head_dim;
       scores.resize(static_cast<size_t>(n));
-      for (int64_t j = 0; j < n; ++j) scores[j] = kernels::dot(q, kv_at(lo + j, 1), head_dim) / score_divisor;
+      for_each_run([&](int64_t j, int64_t count, const float* k, const float*, int64_t st) {
+        kernels::attention_scores(q, k, st, count, head_dim, scale, scores.data() + j);
+      });
       kernels::softmax(scores.data(), n);
       float* o = att + r * hidden + h * head_dim;
       std::fill(o, o + head_dim, 0.0f);
-      for (int64_t j = 0; j < n; ++j) kernels::axpy(scores[j], kv_at(lo + j, 2), o, head_dim);
+      for_each_run([&](int64_t j, int64_t count, const float*, const float* v, int64_t st) {
+        kernels::attention_values(scores.data() + j, v, st, count, head_dim, o);
+      });
     }
   });
 }

@@ -1,0 +1,75 @@
+// One implementation of the kernels for one instruction set, as a table of
+// functions. kernels_scalar.cpp, kernels_avx2.cpp and kernels_avx512.cpp each
+// provide one; isa.cpp picks the best the CPU runs (or the one GPTNEO_ISA
+// names) once, and the generic code in linear.cpp / elementwise.cpp calls
+// through it. Nothing here allocates: callers pass scratch memory.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gptneo/weight_format.h"
+
+namespace gptneo::kernels {
+
+enum class Isa { Scalar, Avx2, Avx512 };
+
+// Weights handed to a kernel: `rows` rows of `cols` weights starting at
+// `data`, row_bytes apart, in `format`.
+struct WeightRows {
+  WeightFormat format;
+  const uint8_t* data;
+  size_t row_bytes;
+  int64_t rows;
+  int64_t cols;
+};
+
+struct KernelSet {
+  const char* name;
+  Isa isa;
+  // Width in floats of the panels pack_panel writes and gemm_panel reads.
+  int64_t panel_width;
+
+  // y[i * ldy + j] = dot(x row i, weight row j) for i < m, j < w.rows, the
+  // weights read directly (for few rows of x: decode). x rows are ldx apart
+  // and hold at least w.cols floats, zero-padded to a multiple of 32 when the
+  // format is quantized.
+  void (*gemm_direct)(const float* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy);
+  // Packs weight rows [0, w.rows) (at most panel_width), columns [k0, k0 + kc)
+  // as float32 into panel[k * panel_width + j] (missing rows as zeros). k0 and
+  // kc are multiples of 32 unless k0 + kc = w.cols.
+  void (*pack_panel)(const WeightRows& w, int64_t k0, int64_t kc, float* panel);
+  // y[i * ldy + j] (+)= sum over k < kc of x[i * ldx + k] * panel[k * pw + j]
+  // for i < m, j < n (n <= panel_width); accumulate: add to y, else overwrite.
+  void (*gemm_panel)(const float* x, int64_t ldx, int64_t m, const float* panel, int64_t kc, int64_t n, float* y,
+                     int64_t ldy, bool accumulate);
+
+  float (*dot)(const float* a, const float* b, int64_t n);
+  void (*axpy)(float a, const float* x, float* y, int64_t n);
+  void (*add)(const float* x, float* y, int64_t n);
+  void (*layer_norm_row)(const float* x, int64_t d, const float* gamma, const float* beta, float eps, float* y);
+  void (*softmax)(float* x, int64_t n);
+  void (*gelu_tanh)(float* x, int64_t n);
+  void (*attention_scores)(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
+                           float* scores);
+  void (*attention_values)(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out);
+};
+
+// The tables (the AVX ones are only valid to call where the CPU has the ISA).
+const KernelSet& scalar_kernels();
+const KernelSet& avx2_kernels();
+const KernelSet& avx512_kernels();
+
+// The table in use, chosen at first call: GPTNEO_ISA if set (an error if the
+// CPU lacks it), else the best the CPU supports.
+const KernelSet& active();
+// Whether this CPU (and OS) can run `isa`.
+bool cpu_supports(Isa isa);
+// Whether the CPU has AVX512-BF16 and AVX512-VNNI (reported by bench).
+bool cpu_has_avx512_bf16_vnni();
+// Switches the table in use (tests and benchmarks); throws gptneo::Error if
+// the CPU lacks it.
+void set_active(Isa isa);
+const char* isa_label(Isa isa);
+
+}  // namespace gptneo::kernels

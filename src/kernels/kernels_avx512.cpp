@@ -1,0 +1,76 @@
+// The kernels for AVX-512 F/BW/VL/DQ (16 float lanes). Compiled with those
+// flags (CMake gives them to files named *_avx512.cpp) and only called after
+// isa.cpp has checked the CPU.
+//
+// NOT YET RUN: the machine this was written on has no AVX-512, so these are
+// only compiled. The algorithms are the ones of simd_kernels.h that the AVX2
+// build runs and tests; only the primitives below are new. Its tests skip
+// with a message on CPUs without AVX-512.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "kernels/kernel_set.h"
+#include "kernels/quant_blocks.h"
+
+namespace gptneo::kernels {
+namespace avx512 {
+namespace {
+
+struct S {
+  using V = __m512;
+  static constexpr int L = 16;
+  // 12 × 2 accumulators + 2 panel vectors + 1 broadcast of the 32 registers.
+  static constexpr int kPanelRows = 12;
+  static constexpr const char* kName = "avx512";
+  static constexpr Isa kIsa = Isa::Avx512;
+
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(float f) { return _mm512_set1_ps(f); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V div(V a, V b) { return _mm512_div_ps(a, b); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V min(V a, V b) { return _mm512_min_ps(a, b); }
+  static V max(V a, V b) { return _mm512_max_ps(a, b); }
+  static V round(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static V pow2i(V n) {
+    const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
+  }
+  static V less_select(V x, V t, V a, V b) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, t, _CMP_LT_OQ), b, a);
+  }
+  static float hsum(V v) { return _mm512_reduce_add_ps(v); }
+  static float hmax(V v) { return _mm512_reduce_max_ps(v); }
+  static V load_f16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static V load_bf16(const uint16_t* p) {
+    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  }
+  static V q8(const int8_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static __m512i bytes(const uint8_t* p) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static V q4_lo(const uint8_t* p) { return _mm512_cvtepi32_ps(_mm512_and_si512(bytes(p), _mm512_set1_epi32(15))); }
+  static V q4_hi(const uint8_t* p) { return _mm512_cvtepi32_ps(_mm512_srli_epi32(bytes(p), 4)); }
+  static float f16_scalar(uint16_t h) { return _cvtsh_ss(h); }
+};
+
+#include "kernels/simd_kernels.h"
+
+}  // namespace
+}  // namespace avx512
+
+const KernelSet& avx512_kernels() { return avx512::kTable; }
+
+}  // namespace gptneo::kernels

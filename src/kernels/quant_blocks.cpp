@@ -1,0 +1,88 @@
+#include "kernels/quant_blocks.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/dtype.h"
+
+namespace gptneo::quant {
+
+size_t block_bytes(WeightFormat f) {
+  return f == WeightFormat::Q8 ? sizeof(BlockQ8) : f == WeightFormat::Q4 ? sizeof(BlockQ4) : 0;
+}
+
+size_t row_bytes(WeightFormat f, int64_t cols) {
+  switch (f) {
+    case WeightFormat::F32: return static_cast<size_t>(cols) * 4;
+    case WeightFormat::F16:
+    case WeightFormat::BF16: return static_cast<size_t>(cols) * 2;
+    case WeightFormat::Q8:
+    case WeightFormat::Q4: return static_cast<size_t>(blocks_per_row(cols)) * block_bytes(f);
+  }
+  return 0;
+}
+
+namespace {
+// The block's values, zero-padded past the end of the row.
+void block_values(const float* x, int64_t cols, int64_t b, float v[kBlock]) {
+  for (int64_t i = 0; i < kBlock; ++i) {
+    const int64_t k = b * kBlock + i;
+    v[i] = k < cols ? x[k] : 0.0f;
+  }
+}
+}  // namespace
+
+void quantize_row_q8(const float* x, int64_t cols, BlockQ8* out) {
+  for (int64_t b = 0; b < blocks_per_row(cols); ++b) {
+    float v[kBlock];
+    block_values(x, cols, b, v);
+    float amax = 0;
+    for (float f : v) amax = std::max(amax, std::abs(f));
+    // The scale is stored as f16; quantize with the value actually stored so
+    // that the rounding of the scale does not add to the error.
+    const uint16_t dh = f32_to_f16(amax / 127.0f);
+    const float d = f16_to_f32(dh);
+    const float inv = d > 0 ? 1.0f / d : 0.0f;
+    out[b].d = dh;
+    for (int i = 0; i < kBlock; ++i)
+      out[b].q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(v[i] * inv), -127.0f, 127.0f));
+  }
+}
+
+void quantize_row_q4(const float* x, int64_t cols, BlockQ4* out) {
+  for (int64_t b = 0; b < blocks_per_row(cols); ++b) {
+    float v[kBlock];
+    block_values(x, cols, b, v);
+    const int64_t n = std::min<int64_t>(kBlock, cols - b * kBlock);  // real values (padding is not fitted)
+    float lo = v[0], hi = v[0];
+    for (int64_t i = 1; i < n; ++i) lo = std::min(lo, v[i]), hi = std::max(hi, v[i]);
+    const uint16_t mh = f32_to_f16(lo);
+    const float m = f16_to_f32(mh);
+    const uint16_t dh = f32_to_f16((hi - m) / 15.0f);
+    const float d = f16_to_f32(dh);
+    const float inv = d > 0 ? 1.0f / d : 0.0f;
+    out[b].d = dh;
+    out[b].m = mh;
+    uint8_t q[kBlock];
+    for (int i = 0; i < kBlock; ++i) q[i] = static_cast<uint8_t>(std::clamp(std::nearbyint((v[i] - m) * inv), 0.0f, 15.0f));
+    for (int i = 0; i < 16; ++i) out[b].q[i] = static_cast<uint8_t>(q[i] | (q[i + 16] << 4));
+  }
+}
+
+void dequantize_row_q8(const BlockQ8* in, int64_t cols, float* out) {
+  for (int64_t k = 0; k < cols; ++k) {
+    const BlockQ8& blk = in[k / kBlock];
+    out[k] = f16_to_f32(blk.d) * blk.q[k % kBlock];
+  }
+}
+
+void dequantize_row_q4(const BlockQ4* in, int64_t cols, float* out) {
+  for (int64_t k = 0; k < cols; ++k) {
+    const BlockQ4& blk = in[k / kBlock];
+    const int i = static_cast<int>(k % kBlock);
+    const int q = i < 16 ? blk.q[i] & 15 : blk.q[i - 16] >> 4;
+    out[k] = f16_to_f32(blk.d) * static_cast<float>(q) + f16_to_f32(blk.m);
+  }
+}
+
+}  // namespace gptneo::quant

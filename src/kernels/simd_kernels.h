@@ -1,0 +1,462 @@
+// The vector kernels, written once over a small SIMD interface `S` and
+// compiled once per ISA: kernels_avx2.cpp and kernels_avx512.cpp define `S`
+// (8 or 16 float lanes) and include this file inside their own namespace.
+//
+// Everything here must stay inside that namespace and use no out-of-line
+// library templates: a function compiled for AVX-512 that the linker could
+// merge with another TU's copy would run on CPUs without it.
+//
+// S provides: V (a vector of L floats), L, kPanelRows, kName, kIsa, zero(),
+// set1(f), load(p), store(p, v) (unaligned), add, sub, mul, div, fma(a, b, c)
+// = a * b + c, min, max, hsum, hmax, round, pow2i(n) = 2^n for integral n,
+// less_select(x, t, a, b) = x < t ? a : b, load_f16(p), load_bf16(p), q8(p)
+// (L int8 as floats), q4_lo(p) / q4_hi(p) (the low / high nibbles of L bytes
+// as floats), f16_scalar(h).
+//
+// Requires: <cmath>, <limits>, kernels/kernel_set.h, kernels/quant_blocks.h.
+
+using V = typename S::V;
+constexpr int L = S::L;
+
+// Local stand-ins for std::min / std::max and the header helpers (see above).
+inline int64_t min_i(int64_t a, int64_t b) { return a < b ? a : b; }
+inline float max_f(float a, float b) { return a < b ? b : a; }
+inline bool quantized(WeightFormat f) { return f == WeightFormat::Q8 || f == WeightFormat::Q4; }
+inline int64_t blocks_of(int64_t cols) { return (cols + 31) / 32; }
+inline float from_bf16(uint16_t h) {
+  const uint32_t bits = uint32_t(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+constexpr int kVecsPerBlock = static_cast<int>(quant::kBlock) / L;
+
+// ---- weights: a row, read 32 values (one block) at a time ----------------------
+//
+// Each format reads step `s` (columns [32 s, 32 s + 32)) of a row as
+// kVecsPerBlock float vectors; `scalar(row, k)` is one weight, for tails.
+
+struct F32W {
+  static constexpr WeightFormat kFormat = WeightFormat::F32;
+  struct Step {
+    const float* p;
+  };
+  static Step step(const uint8_t* row, int64_t s) { return {reinterpret_cast<const float*>(row) + s * 32}; }
+  static V vec(const Step& st, int v) { return S::load(st.p + v * L); }
+  static float scalar(const uint8_t* row, int64_t k) { return reinterpret_cast<const float*>(row)[k]; }
+};
+
+struct F16W {
+  static constexpr WeightFormat kFormat = WeightFormat::F16;
+  struct Step {
+    const uint16_t* p;
+  };
+  static Step step(const uint8_t* row, int64_t s) { return {reinterpret_cast<const uint16_t*>(row) + s * 32}; }
+  static V vec(const Step& st, int v) { return S::load_f16(st.p + v * L); }
+  static float scalar(const uint8_t* row, int64_t k) {
+    uint16_t h;
+    __builtin_memcpy(&h, row + 2 * k, 2);
+    return S::f16_scalar(h);
+  }
+};
+
+struct BF16W {
+  static constexpr WeightFormat kFormat = WeightFormat::BF16;
+  struct Step {
+    const uint16_t* p;
+  };
+  static Step step(const uint8_t* row, int64_t s) { return {reinterpret_cast<const uint16_t*>(row) + s * 32}; }
+  static V vec(const Step& st, int v) { return S::load_bf16(st.p + v * L); }
+  static float scalar(const uint8_t* row, int64_t k) {
+    uint16_t h;
+    __builtin_memcpy(&h, row + 2 * k, 2);
+    return from_bf16(h);
+  }
+};
+
+struct Q8W {
+  static constexpr WeightFormat kFormat = WeightFormat::Q8;
+  struct Step {
+    const int8_t* q;
+    V d;
+  };
+  static Step step(const uint8_t* row, int64_t s) {
+    const auto* b = reinterpret_cast<const quant::BlockQ8*>(row) + s;
+    return {b->q, S::set1(S::f16_scalar(b->d))};
+  }
+  static V vec(const Step& st, int v) { return S::mul(S::q8(st.q + v * L), st.d); }
+  static float scalar(const uint8_t*, int64_t) { return 0; }  // rows are whole blocks: no tails
+};
+
+struct Q4W {
+  static constexpr WeightFormat kFormat = WeightFormat::Q4;
+  struct Step {
+    const uint8_t* q;
+    V d, m;
+  };
+  static Step step(const uint8_t* row, int64_t s) {
+    const auto* b = reinterpret_cast<const quant::BlockQ4*>(row) + s;
+    return {b->q, S::set1(S::f16_scalar(b->d)), S::set1(S::f16_scalar(b->m))};
+  }
+  // Vector v holds elements [v L, v L + L): low nibbles of the first 16
+  // bytes, then high nibbles.
+  static V vec(const Step& st, int v) {
+    constexpr int kLoVecs = 16 / L;
+    const V q = v < kLoVecs ? S::q4_lo(st.q + v * L) : S::q4_hi(st.q + (v - kLoVecs) * L);
+    return S::fma(q, st.d, st.m);
+  }
+  static float scalar(const uint8_t*, int64_t) { return 0; }
+};
+
+// ---- y = x · wᵀ reading the weights directly (decode) ---------------------------
+
+template <class W, int MR, int NR>
+inline void direct_tile(const float* x, int64_t ldx, const WeightRows& w, int64_t j, float* y, int64_t ldy,
+                        int64_t steps) {
+  V acc[MR][NR];
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) acc[r][c] = S::zero();
+  const uint8_t* rows[NR];
+  for (int c = 0; c < NR; ++c) rows[c] = w.data + static_cast<size_t>(j + c) * w.row_bytes;
+  for (int64_t s = 0; s < steps; ++s) {
+    typename W::Step st[NR];
+    for (int c = 0; c < NR; ++c) st[c] = W::step(rows[c], s);
+    for (int v = 0; v < kVecsPerBlock; ++v) {
+      V wv[NR];
+      for (int c = 0; c < NR; ++c) wv[c] = W::vec(st[c], v);
+      for (int r = 0; r < MR; ++r) {
+        const V xv = S::load(x + r * ldx + s * 32 + v * L);
+        for (int c = 0; c < NR; ++c) acc[r][c] = S::fma(xv, wv[c], acc[r][c]);
+      }
+    }
+  }
+  // Float formats may end in a partial block, summed here one by one.
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) {
+      float sum = S::hsum(acc[r][c]);
+      for (int64_t k = steps * 32; k < w.cols; ++k) sum += x[r * ldx + k] * W::scalar(rows[c], k);
+      y[r * ldy + c] = sum;
+    }
+}
+
+template <class W, int NR>
+inline void direct_rows(const float* x, int64_t ldx, int64_t m, const WeightRows& w, int64_t j, float* y,
+                        int64_t ldy, int64_t steps) {
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4) direct_tile<W, 4, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy, steps);
+  switch (m - i) {
+    case 3: direct_tile<W, 3, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy, steps); break;
+    case 2: direct_tile<W, 2, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy, steps); break;
+    case 1: direct_tile<W, 1, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy, steps); break;
+    default: break;
+  }
+}
+
+template <class W>
+void gemm_direct_fmt(const float* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
+  // Quantized rows are whole blocks (x is zero-padded to match); float rows
+  // may end in a partial one.
+  const int64_t steps = quantized(w.format) ? blocks_of(w.cols) : w.cols / 32;
+  int64_t j = 0;
+  // One row of x: four weight rows at a time, for four independent sums.
+  // Several rows of x: two weight rows, each reused by up to four x rows.
+  if (m == 1) {
+    for (; j + 4 <= w.rows; j += 4) direct_rows<W, 4>(x, ldx, m, w, j, y + j, ldy, steps);
+  } else {
+    for (; j + 2 <= w.rows; j += 2) direct_rows<W, 2>(x, ldx, m, w, j, y + j, ldy, steps);
+  }
+  for (; j < w.rows; ++j) direct_rows<W, 1>(x, ldx, m, w, j, y + j, ldy, steps);
+}
+
+void gemm_direct(const float* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
+  switch (w.format) {
+    case WeightFormat::F32: return gemm_direct_fmt<F32W>(x, ldx, m, w, y, ldy);
+    case WeightFormat::F16: return gemm_direct_fmt<F16W>(x, ldx, m, w, y, ldy);
+    case WeightFormat::BF16: return gemm_direct_fmt<BF16W>(x, ldx, m, w, y, ldy);
+    case WeightFormat::Q8: return gemm_direct_fmt<Q8W>(x, ldx, m, w, y, ldy);
+    case WeightFormat::Q4: return gemm_direct_fmt<Q4W>(x, ldx, m, w, y, ldy);
+  }
+}
+
+// ---- y = x · wᵀ through packed float32 panels (prefill) ---------------------------
+
+constexpr int64_t kPanelWidth = 2 * L;
+constexpr int64_t kMaxPanelDepth = 512;
+
+// Row `row`, columns [k0, k0 + kc), as floats.
+template <class W>
+inline void dequantize_segment(const uint8_t* row, int64_t cols, int64_t k0, int64_t kc, float* out) {
+  // Quantized rows are whole blocks (the padding is never read back); float
+  // rows may end in a partial block, widened one by one.
+  const int64_t n = min_i(kc, cols - k0);
+  const int64_t full = quantized(W::kFormat) ? blocks_of(n) : n / 32;
+  for (int64_t s = 0; s < full; ++s) {
+    const typename W::Step st = W::step(row, k0 / 32 + s);
+    for (int v = 0; v < kVecsPerBlock; ++v) S::store(out + s * 32 + v * L, W::vec(st, v));
+  }
+  for (int64_t k = full * 32; k < n; ++k) out[k] = W::scalar(row, k0 + k);
+}
+
+template <class W>
+void pack_panel_fmt(const WeightRows& w, int64_t k0, int64_t kc, float* panel) {
+  alignas(64) float seg[kMaxPanelDepth];
+  for (int64_t j = 0; j < kPanelWidth; ++j) {
+    if (j < w.rows) {
+      dequantize_segment<W>(w.data + static_cast<size_t>(j) * w.row_bytes, w.cols, k0, kc, seg);
+      for (int64_t k = 0; k < kc; ++k) panel[k * kPanelWidth + j] = seg[k];
+    } else {
+      for (int64_t k = 0; k < kc; ++k) panel[k * kPanelWidth + j] = 0.0f;
+    }
+  }
+}
+
+void pack_panel(const WeightRows& w, int64_t k0, int64_t kc, float* panel) {
+  switch (w.format) {
+    case WeightFormat::F32: return pack_panel_fmt<F32W>(w, k0, kc, panel);
+    case WeightFormat::F16: return pack_panel_fmt<F16W>(w, k0, kc, panel);
+    case WeightFormat::BF16: return pack_panel_fmt<BF16W>(w, k0, kc, panel);
+    case WeightFormat::Q8: return pack_panel_fmt<Q8W>(w, k0, kc, panel);
+    case WeightFormat::Q4: return pack_panel_fmt<Q4W>(w, k0, kc, panel);
+  }
+}
+
+// MR rows of x against one panel: MR × 2 vector accumulators, one broadcast
+// of x and two panel loads per step of k.
+template <int MR>
+inline void panel_tile(const float* x, int64_t ldx, const float* panel, int64_t kc, int64_t n, float* y,
+                       int64_t ldy, bool accumulate) {
+  V acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = S::zero();
+  for (int64_t k = 0; k < kc; ++k) {
+    const V w0 = S::load(panel + k * kPanelWidth), w1 = S::load(panel + k * kPanelWidth + L);
+    for (int r = 0; r < MR; ++r) {
+      const V b = S::set1(x[r * ldx + k]);
+      acc[r][0] = S::fma(b, w0, acc[r][0]);
+      acc[r][1] = S::fma(b, w1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    float* yr = y + r * ldy;
+    if (n == kPanelWidth) {
+      if (accumulate) {
+        acc[r][0] = S::add(acc[r][0], S::load(yr));
+        acc[r][1] = S::add(acc[r][1], S::load(yr + L));
+      }
+      S::store(yr, acc[r][0]);
+      S::store(yr + L, acc[r][1]);
+    } else {
+      alignas(64) float tmp[kPanelWidth];
+      S::store(tmp, acc[r][0]);
+      S::store(tmp + L, acc[r][1]);
+      for (int64_t j = 0; j < n; ++j) yr[j] = accumulate ? yr[j] + tmp[j] : tmp[j];
+    }
+  }
+}
+
+template <int MR>
+inline void panel_rows_tail(int64_t rows, const float* x, int64_t ldx, const float* panel, int64_t kc, int64_t n,
+                            float* y, int64_t ldy, bool accumulate) {
+  if constexpr (MR > 0) {
+    if (rows == MR) return panel_tile<MR>(x, ldx, panel, kc, n, y, ldy, accumulate);
+    panel_rows_tail<MR - 1>(rows, x, ldx, panel, kc, n, y, ldy, accumulate);
+  }
+}
+
+void gemm_panel(const float* x, int64_t ldx, int64_t m, const float* panel, int64_t kc, int64_t n, float* y,
+                int64_t ldy, bool accumulate) {
+  constexpr int MR = S::kPanelRows;
+  int64_t i = 0;
+  for (; i + MR <= m; i += MR) panel_tile<MR>(x + i * ldx, ldx, panel, kc, n, y + i * ldy, ldy, accumulate);
+  if (i < m) panel_rows_tail<MR - 1>(m - i, x + i * ldx, ldx, panel, kc, n, y + i * ldy, ldy, accumulate);
+}
+
+// ---- vector primitives --------------------------------------------------------------
+
+float dot(const float* a, const float* b, int64_t n) {
+  V s0 = S::zero(), s1 = S::zero(), s2 = S::zero(), s3 = S::zero();
+  int64_t i = 0;
+  for (; i + 4 * L <= n; i += 4 * L) {
+    s0 = S::fma(S::load(a + i), S::load(b + i), s0);
+    s1 = S::fma(S::load(a + i + L), S::load(b + i + L), s1);
+    s2 = S::fma(S::load(a + i + 2 * L), S::load(b + i + 2 * L), s2);
+    s3 = S::fma(S::load(a + i + 3 * L), S::load(b + i + 3 * L), s3);
+  }
+  for (; i + L <= n; i += L) s0 = S::fma(S::load(a + i), S::load(b + i), s0);
+  float s = S::hsum(S::add(S::add(s0, s1), S::add(s2, s3)));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  const V av = S::set1(a);
+  int64_t i = 0;
+  for (; i + L <= n; i += L) S::store(y + i, S::fma(av, S::load(x + i), S::load(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+void add(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + L <= n; i += L) S::store(y + i, S::add(S::load(y + i), S::load(x + i)));
+  for (; i < n; ++i) y[i] += x[i];
+}
+
+float sum(const float* x, int64_t n) {
+  V s0 = S::zero(), s1 = S::zero();
+  int64_t i = 0;
+  for (; i + 2 * L <= n; i += 2 * L) {
+    s0 = S::add(s0, S::load(x + i));
+    s1 = S::add(s1, S::load(x + i + L));
+  }
+  for (; i + L <= n; i += L) s0 = S::add(s0, S::load(x + i));
+  float s = S::hsum(S::add(s0, s1));
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+void layer_norm_row(const float* x, int64_t d, const float* gamma, const float* beta, float eps, float* y) {
+  // Two passes, as PyTorch: the mean, then the centred variance.
+  const float mean = sum(x, d) / static_cast<float>(d);
+  const V mv = S::set1(mean);
+  V acc = S::zero();
+  int64_t i = 0;
+  for (; i + L <= d; i += L) {
+    const V c = S::sub(S::load(x + i), mv);
+    acc = S::fma(c, c, acc);
+  }
+  float var = S::hsum(acc);
+  for (; i < d; ++i) var += (x[i] - mean) * (x[i] - mean);
+  var /= static_cast<float>(d);
+  const float inv = 1.0f / std::sqrt(var + eps);
+  const V iv = S::set1(inv);
+  i = 0;
+  for (; i + L <= d; i += L) {
+    const V c = S::mul(S::sub(S::load(x + i), mv), iv);
+    S::store(y + i, S::fma(c, S::load(gamma + i), S::load(beta + i)));
+  }
+  for (; i < d; ++i) y[i] = (x[i] - mean) * inv * gamma[i] + beta[i];
+}
+
+// e^x to about 2 ulp (Cephes' expf): x = n ln2 + r, a degree-6 polynomial in
+// r, times 2^n. Below -87.3 (e^x under the smallest normal float) the
+// result is 0, so e^-inf is exactly 0 as softmax needs.
+inline V exp_v(V x) {
+  const V hi = S::set1(88.3762626647949f), lo = S::set1(-87.3365447504f);
+  const V xc = S::min(x, hi);
+  const V n = S::round(S::mul(xc, S::set1(1.44269504088896341f)));
+  V r = S::fma(n, S::set1(-0.693359375f), xc);
+  r = S::fma(n, S::set1(2.12194440e-4f), r);
+  V p = S::set1(1.9875691500e-4f);
+  p = S::fma(p, r, S::set1(1.3981999507e-3f));
+  p = S::fma(p, r, S::set1(8.3334519073e-3f));
+  p = S::fma(p, r, S::set1(4.1665795894e-2f));
+  p = S::fma(p, r, S::set1(1.6666665459e-1f));
+  p = S::fma(p, r, S::set1(5.0000001201e-1f));
+  p = S::fma(p, S::mul(r, r), S::add(r, S::set1(1.0f)));
+  return S::less_select(xc, lo, S::zero(), S::mul(p, S::pow2i(n)));
+}
+
+void softmax(float* x, int64_t n) {
+  V mv = S::set1(-std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + L <= n; i += L) mv = S::max(mv, S::load(x + i));
+  float mx = S::hmax(mv);
+  for (; i < n; ++i) mx = max_f(mx, x[i]);
+  const V m = S::set1(mx);
+  V acc = S::zero();
+  i = 0;
+  for (; i + L <= n; i += L) {
+    const V e = exp_v(S::sub(S::load(x + i), m));
+    S::store(x + i, e);
+    acc = S::add(acc, e);
+  }
+  float total = S::hsum(acc);
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    total += x[i];
+  }
+  const float inv = 1.0f / total;
+  const V iv = S::set1(inv);
+  i = 0;
+  for (; i + L <= n; i += L) S::store(x + i, S::mul(S::load(x + i), iv));
+  for (; i < n; ++i) x[i] *= inv;
+}
+
+// 0.5 v (1 + tanh(√(2/π) (v + 0.044715 v³))), the GELU of GPT-Neo and GPT-J,
+// with tanh(u) = 1 - 2 / (e^{2u} + 1) (u clamped where tanh is ±1 in float).
+void gelu_tanh(float* x, int64_t n) {
+  const V c0 = S::set1(0.7978845608028654f), c1 = S::set1(0.044715f), half = S::set1(0.5f), one = S::set1(1.0f),
+          two = S::set1(2.0f), umax = S::set1(10.0f), umin = S::set1(-10.0f);
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const V v = S::load(x + i);
+    V u = S::mul(c0, S::fma(S::mul(c1, v), S::mul(v, v), v));
+    u = S::max(S::min(u, umax), umin);
+    const V t = S::sub(one, S::div(two, S::add(exp_v(S::add(u, u)), one)));
+    S::store(x + i, S::mul(S::mul(half, v), S::add(one, t)));
+  }
+  for (; i < n; ++i) {
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+  }
+}
+
+// Four keys at a time share each load of q.
+void attention_scores(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
+                      float* scores) {
+  const int64_t dv = d / L * L;
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const float* k0 = keys + j * stride;
+    V a0 = S::zero(), a1 = S::zero(), a2 = S::zero(), a3 = S::zero();
+    for (int64_t i = 0; i < dv; i += L) {
+      const V qv = S::load(q + i);
+      a0 = S::fma(qv, S::load(k0 + i), a0);
+      a1 = S::fma(qv, S::load(k0 + stride + i), a1);
+      a2 = S::fma(qv, S::load(k0 + 2 * stride + i), a2);
+      a3 = S::fma(qv, S::load(k0 + 3 * stride + i), a3);
+    }
+    float s[4] = {S::hsum(a0), S::hsum(a1), S::hsum(a2), S::hsum(a3)};
+    for (int c = 0; c < 4; ++c) {
+      for (int64_t i = dv; i < d; ++i) s[c] += q[i] * k0[c * stride + i];
+      scores[j + c] = s[c] * scale;
+    }
+  }
+  for (; j < n; ++j) scores[j] = dot(q, keys + j * stride, d) * scale;
+}
+
+template <int NV>
+inline void values_block(const float* p, const float* values, int64_t stride, int64_t n, float* out) {
+  V acc[NV];
+  for (int c = 0; c < NV; ++c) acc[c] = S::load(out + c * L);
+  for (int64_t j = 0; j < n; ++j) {
+    const V pj = S::set1(p[j]);
+    const float* v = values + j * stride;
+    for (int c = 0; c < NV; ++c) acc[c] = S::fma(pj, S::load(v + c * L), acc[c]);
+  }
+  for (int c = 0; c < NV; ++c) S::store(out + c * L, acc[c]);
+}
+
+// The output stays in registers (up to 8 vectors at a time) while the
+// values stream past.
+void attention_values(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out) {
+  int64_t i = 0;
+  for (; i + 8 * L <= d; i += 8 * L) values_block<8>(p, values + i, stride, n, out + i);
+  switch ((d - i) / L) {
+    case 7: values_block<7>(p, values + i, stride, n, out + i); break;
+    case 6: values_block<6>(p, values + i, stride, n, out + i); break;
+    case 5: values_block<5>(p, values + i, stride, n, out + i); break;
+    case 4: values_block<4>(p, values + i, stride, n, out + i); break;
+    case 3: values_block<3>(p, values + i, stride, n, out + i); break;
+    case 2: values_block<2>(p, values + i, stride, n, out + i); break;
+    case 1: values_block<1>(p, values + i, stride, n, out + i); break;
+    default: break;
+  }
+  for (int64_t k = i + (d - i) / L * L; k < d; ++k)
+    for (int64_t j = 0; j < n; ++j) out[k] += p[j] * values[j * stride + k];
+}
+
+const KernelSet kTable = {
+    S::kName,   S::kIsa,        kPanelWidth, gemm_direct,    pack_panel,       gemm_panel,
+    dot,        axpy,           add,         layer_norm_row, softmax,          gelu_tanh,
+    attention_scores, attention_values,
+};

@@ -1,0 +1,164 @@
+// Every kernel set against the scalar references of kernels/reference.h, on
+// odd sizes (tails of every loop) and in every weight format.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "gptneo/error.h"
+#include "kernels/kernel_set.h"
+#include "kernels/kernels.h"
+#include "kernels/reference.h"
+
+namespace gptneo {
+namespace {
+
+using kernels::Isa;
+
+std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+Matrix random_matrix(int64_t rows, int64_t cols, uint32_t seed) {
+  Matrix m = make_f32_matrix(rows, cols);
+  const auto v = random_values(static_cast<size_t>(rows * cols), seed);
+  std::copy(v.begin(), v.end(), const_cast<float*>(m.f32()));
+  return m;
+}
+
+// Runs the test body with the kernel set of the parameter, restoring the
+// default afterwards; skips (with the reason) where the CPU lacks it.
+class KernelsIsa : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (!kernels::cpu_supports(GetParam()))
+      GTEST_SKIP() << "this CPU has no " << kernels::isa_label(GetParam())
+                   << ": those kernels are compiled but cannot be run here";
+    previous_ = kernels::active().isa;
+    kernels::set_active(GetParam());
+  }
+  void TearDown() override {
+    if (kernels::cpu_supports(GetParam())) kernels::set_active(previous_);
+  }
+  Isa previous_ = Isa::Scalar;
+};
+
+TEST_P(KernelsIsa, LinearMatchesTheReferenceInEveryFormatOnOddSizes) {
+  ThreadPool pool(2);
+  uint32_t seed = 1;
+  for (const WeightFormat f : {WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16, WeightFormat::Q8, WeightFormat::Q4})
+    for (const int64_t k : {7, 32, 37, 100, 300, 544})
+      for (const int64_t n : {1, 5, 17, 40})
+        for (const int64_t m : {1, 2, 3, 5, 8, 13, 20}) {
+          SCOPED_TRACE(testing::Message() << weight_format_name(f) << " m=" << m << " k=" << k << " n=" << n);
+          const Matrix w = convert_matrix(random_matrix(n, k, ++seed), f);
+          const auto x = random_values(static_cast<size_t>(m * k), ++seed);
+          const auto bias = random_values(static_cast<size_t>(n), ++seed);
+          std::vector<float> got(static_cast<size_t>(m * n)), want(got.size());
+          kernels::linear(x.data(), m, w, bias.data(), got.data(), pool);
+          reference::linear(x.data(), m, w, bias.data(), want.data());
+          // Float32 sums in another order: error grows with sqrt(k) at most.
+          const double tol = 2e-6 * k;
+          for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], tol) << "element " << i;
+        }
+}
+
+TEST_P(KernelsIsa, VectorPrimitivesMatchTheReference) {
+  for (const int64_t n : {1, 3, 8, 17, 64, 100, 1000}) {
+    SCOPED_TRACE(testing::Message() << "n=" << n);
+    const auto a = random_values(static_cast<size_t>(n), 7 + n, 3.0f), b = random_values(static_cast<size_t>(n), 9 + n);
+    double want_dot = 0;
+    for (int64_t i = 0; i < n; ++i) want_dot += double(a[i]) * b[i];
+    EXPECT_NEAR(kernels::dot(a.data(), b.data(), n), want_dot, 1e-5 * n);
+
+    auto y = b;
+    kernels::axpy(0.5f, a.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(y[i], b[i] + 0.5f * a[i]);
+    y = b;
+    kernels::add(a.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(y[i], b[i] + a[i]);
+
+    auto s = a, s_ref = a;
+    if (n > 1) s[0] = s_ref[0] = -std::numeric_limits<float>::infinity();
+    kernels::softmax(s.data(), n);
+    reference::softmax(s_ref.data(), n);
+    if (n > 1) EXPECT_EQ(s[0], 0.0f) << "exp(-inf) must be exactly 0";
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(s[i], s_ref[i], 1e-6 + 2e-6 * s_ref[i]);
+
+    auto g = random_values(static_cast<size_t>(n), 11 + n, 12.0f), g_ref = g;
+    kernels::activate(kernels::Activation::GeluNew, g.data(), n);
+    reference::activate(kernels::Activation::GeluNew, g_ref.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(g[i], g_ref[i], 2e-6 * (1 + std::abs(g_ref[i])));
+
+    const auto gamma = random_values(static_cast<size_t>(n), 13), beta = random_values(static_cast<size_t>(n), 14);
+    auto rows = random_values(static_cast<size_t>(3 * n), 15 + n, 5.0f);
+    for (auto& v : rows) v += 100.0f;  // a large mean: the variance must be centred
+    std::vector<float> ln(rows.size()), ln_ref(rows.size());
+    kernels::layer_norm(rows.data(), 3, n, gamma.data(), beta.data(), 1e-5f, ln.data());
+    reference::layer_norm(rows.data(), 3, n, gamma.data(), beta.data(), 1e-5f, ln_ref.data());
+    for (size_t i = 0; i < ln.size(); ++i) ASSERT_NEAR(ln[i], ln_ref[i], 2e-4);
+  }
+}
+
+TEST_P(KernelsIsa, AttentionScoresAndValuesOverStridedRows) {
+  for (const int64_t d : {5, 8, 64, 80, 200})
+    for (const int64_t n : {1, 3, 4, 7, 33}) {
+      SCOPED_TRACE(testing::Message() << "d=" << d << " n=" << n);
+      const int64_t stride = d + 3;
+      const auto q = random_values(static_cast<size_t>(d), 21);
+      const auto kv = random_values(static_cast<size_t>(n * stride), 22);
+      std::vector<float> scores(static_cast<size_t>(n));
+      kernels::attention_scores(q.data(), kv.data(), stride, n, d, 0.5f, scores.data());
+      for (int64_t j = 0; j < n; ++j) {
+        double want = 0;
+        for (int64_t i = 0; i < d; ++i) want += double(q[i]) * kv[j * stride + i];
+        ASSERT_NEAR(scores[j], 0.5 * want, 1e-5 * d);
+      }
+      const auto p = random_values(static_cast<size_t>(n), 23);
+      std::vector<float> out(static_cast<size_t>(d), 1.0f);
+      kernels::attention_values(p.data(), kv.data(), stride, n, d, out.data());
+      for (int64_t i = 0; i < d; ++i) {
+        double want = 1.0;
+        for (int64_t j = 0; j < n; ++j) want += double(p[j]) * kv[j * stride + i];
+        ASSERT_NEAR(out[i], want, 1e-5 * n);
+      }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelsIsa, ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512),
+                         [](const auto& info) { return std::string(kernels::isa_label(info.param)); });
+
+TEST(KernelsQuant, QuantizedRowsRoundTripWithinTheFormatsError) {
+  const int64_t k = 100;  // three whole blocks and a partial one
+  const Matrix m = random_matrix(3, k, 5);
+  for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4}) {
+    const Matrix q = convert_matrix(m, f);
+    EXPECT_EQ(q.row_bytes(), f == WeightFormat::Q8 ? 4u * 34 : 4u * 20);
+    std::vector<float> row(static_cast<size_t>(k));
+    for (int64_t r = 0; r < 3; ++r) {
+      q.row_f32(r, row.data());
+      for (int64_t i = 0; i < k; ++i) {
+        // Values are in [-1, 1]: a step of the grid is 1/127 (q8) or 2/15 (q4).
+        const double step = f == WeightFormat::Q8 ? 1.0 / 127 : 2.0 / 15;
+        ASSERT_NEAR(row[i], m.f32()[r * k + i], step * 0.5 + 1e-3) << weight_format_name(f);
+      }
+    }
+  }
+}
+
+TEST(KernelsIsaChoice, EnvironmentOverrideNamesAKnownKernelSet) {
+  // The active set is one of the three, and its name is what isa_name says.
+  const std::string name = kernels::isa_name();
+  EXPECT_TRUE(name == "scalar" || name == "avx2" || name == "avx512") << name;
+  EXPECT_THROW(kernels::set_active(static_cast<Isa>(99)), Error);
+}
+
+}  // namespace
+}  // namespace gptneo
