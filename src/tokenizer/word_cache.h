@@ -28,7 +28,7 @@ class WordCache {
   static constexpr size_t kMaxPieceBytes = 24;
   // Upper bound on entries, so a huge text of distinct words cannot make the
   // cache grow without end; past it, new pieces are simply not cached.
-  static constexpr size_t kMaxEntries = size_t{1} << 21;
+  static constexpr size_t kMaxEntries = size_t{1} << 19;  // a table of at most 32 MB
 
   // A piece of at most kMaxPieceBytes bytes, zero-padded to three words.
   struct Key {
