@@ -28,6 +28,8 @@ struct GoldenModel {
   std::filesystem::path dir;
 };
 
+void PrintTo(const GoldenModel& m, std::ostream* os) { *os << m.name; }
+
 Model& cached_model(const std::filesystem::path& dir) {
   static std::map<std::string, std::unique_ptr<Model>> models;
   auto& m = models[dir.string()];

@@ -13,6 +13,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"gptneo: GPT-Neo language models in C++ (generate, score, perplexity, tokenize)"};
   app.require_subcommand(1);
+  app.fallthrough();  // global flags (-q) may follow the subcommand
   app.set_version_flag("--version", std::string("gptneo ") + GPTNEO_VERSION_STRING);
   bool quiet = false;
   app.add_flag("-q,--quiet", quiet, "no progress output on stderr");
@@ -23,6 +24,8 @@ int main(int argc, char** argv) {
   gptneo::cli::add_perplexity_command(app);
   gptneo::cli::add_tokenize_commands(app);
   gptneo::cli::add_convert_command(app);
+  gptneo::cli::add_bench_command(app);
+  gptneo::cli::add_quantize_command(app);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,133 @@
+// Incremental decoding with the KV cache must give the logits of a full
+// forward pass: token by token, in chunks, past the local window, in batches.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "gptneo/error.h"
+#include "gptneo/model.h"
+#include "test_support.h"
+
+namespace gptneo {
+namespace {
+
+class KVCacheTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { model_ = Model::load(test::neo_tiny_dir()).release(); }
+  static void TearDownTestSuite() { delete model_; }
+
+  static std::vector<TokenId> random_ids(size_t n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<TokenId> ids(n);
+    for (auto& t : ids) t = static_cast<TokenId>(rng() % 50257);
+    return ids;
+  }
+  // Logits of every position from one uncached pass.
+  static Logits full_pass(const std::vector<TokenId>& ids) {
+    KVCache cache = model_->new_cache(static_cast<int64_t>(ids.size()));
+    const SequenceChunk c{&cache, ids, true};
+    return model_->forward({&c, 1});
+  }
+  static double max_diff(const float* a, const float* b, int64_t n) {
+    double worst = 0;
+    for (int64_t i = 0; i < n; ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+    return worst;
+  }
+  static Model* model_;
+};
+Model* KVCacheTest::model_ = nullptr;
+
+// neo-tiny has window 16 and 128 positions: 128 tokens run far past the
+// window of its local layers, so the ring buffer wraps several times.
+TEST_F(KVCacheTest, TokenByTokenEqualsFullPassPastTheLocalWindow) {
+  const auto ids = random_ids(128, 1);
+  const Logits full = full_pass(ids);
+  KVCache cache = model_->new_cache(128);
+  const int64_t V = model_->config().vocab_size;
+  for (size_t t = 0; t < ids.size(); ++t) {
+    const SequenceChunk c{&cache, {&ids[t], 1}};
+    const Logits step = model_->forward({&c, 1});
+    ASSERT_LE(max_diff(step.row(0), full.row(t), V), 1e-4) << "position " << t;
+  }
+  EXPECT_EQ(cache.length(), 128);
+}
+
+TEST_F(KVCacheTest, ChunksOfAnySizeEqualFullPass) {
+  const auto ids = random_ids(100, 2);
+  const Logits full = full_pass(ids);
+  const int64_t V = model_->config().vocab_size;
+  for (size_t chunk : {3u, 16u, 17u, 40u}) {
+    KVCache cache = model_->new_cache(100);
+    for (size_t t = 0; t < ids.size(); t += chunk) {
+      const size_t n = std::min(chunk, ids.size() - t);
+      const SequenceChunk c{&cache, {&ids[t], n}, true};
+      const Logits out = model_->forward({&c, 1});
+      for (size_t i = 0; i < n; ++i)
+        ASSERT_LE(max_diff(out.row(i), full.row(t + i), V), 1e-4) << "chunk " << chunk << " position " << t + i;
+    }
+  }
+}
+
+TEST_F(KVCacheTest, ABatchOfSequencesEqualsEachAlone) {
+  const auto a = random_ids(30, 3), b = random_ids(5, 4), c = random_ids(70, 5);
+  const Logits fa = full_pass(a), fb = full_pass(b), fc = full_pass(c);
+  KVCache ca = model_->new_cache(40), cb = model_->new_cache(40), cc = model_->new_cache(80);
+  // Prefill a and c together, while b waits; then all three decode together.
+  std::vector<SequenceChunk> batch = {{&ca, {a.data(), 20}, true}, {&cc, {c.data(), 60}, false}};
+  Logits out = model_->forward(batch);
+  ASSERT_EQ(out.rows, 21);
+  const int64_t V = model_->config().vocab_size;
+  for (int i = 0; i < 20; ++i) ASSERT_LE(max_diff(out.row(i), fa.row(i), V), 1e-4);
+  ASSERT_LE(max_diff(out.row(20), fc.row(59), V), 1e-4);
+  batch = {{&ca, {a.data() + 20, 10}, false}, {&cb, {b.data(), 5}, true}, {&cc, {c.data() + 60, 10}, false}};
+  out = model_->forward(batch);
+  ASSERT_EQ(out.rows, 7);
+  EXPECT_LE(max_diff(out.row(0), fa.row(29), V), 1e-4);
+  for (int i = 0; i < 5; ++i) EXPECT_LE(max_diff(out.row(1 + i), fb.row(i), V), 1e-4);
+  EXPECT_LE(max_diff(out.row(6), fc.row(69), V), 1e-4);
+}
+
+TEST_F(KVCacheTest, TruncateStepsBackWithinTheRingSlack) {
+  const auto ids = random_ids(90, 6);
+  const Logits full = full_pass(ids);
+  const int64_t V = model_->config().vocab_size;
+  KVCache cache = model_->new_cache(128);
+  SequenceChunk c{&cache, {ids.data(), 90}};
+  model_->forward({&c, 1});
+  // Drop the last 10 positions and recompute them: same logits.
+  cache.truncate(80);
+  c.tokens = {ids.data() + 80, 10};
+  c.all_logits = true;
+  const Logits again = model_->forward({&c, 1});
+  for (int i = 0; i < 10; ++i) EXPECT_LE(max_diff(again.row(i), full.row(80 + i), V), 1e-4);
+  // Stepping back further than the local layers' ring holds is refused.
+  EXPECT_THROW(cache.truncate(5), Error);
+  EXPECT_EQ(cache.length(), 90);
+}
+
+TEST_F(KVCacheTest, CopyIsIndependent) {
+  const auto ids = random_ids(20, 7);
+  const Logits full = full_pass(ids);
+  KVCache a = model_->new_cache(20);
+  SequenceChunk c{&a, {ids.data(), 19}};
+  model_->forward({&c, 1});
+  KVCache b = a.copy();
+  const std::vector<TokenId> other = {42};
+  c.tokens = other;
+  model_->forward({&c, 1});  // a goes another way
+  SequenceChunk cb{&b, {ids.data() + 19, 1}};
+  const Logits out = model_->forward({&cb, 1});
+  EXPECT_LE(max_diff(out.row(0), full.row(19), model_->config().vocab_size), 1e-4);
+}
+
+TEST_F(KVCacheTest, LocalLayersKeepOnlyARing) {
+  // 2 global layers hold 128 positions; 2 local ones hold window + slack.
+  const KVCache cache = model_->new_cache(128);
+  const size_t width = 32 * sizeof(float) * 2;  // k and v
+  const size_t ring = std::min<size_t>(128, 16 + 64);
+  EXPECT_EQ(cache.bytes(), width * (2 * 128 + 2 * ring));
+}
+
+}  // namespace
+}  // namespace gptneo
