@@ -53,7 +53,7 @@ Tokenizer::~Tokenizer() = default;
 std::vector<TokenId> Tokenizer::encode(std::string_view text) const {
   check_utf8(text);
   std::vector<TokenId> ids;
-  ids.reserve(text.size() / 4 + 16);  // English averages about 4.5 bytes per token
+  ids.reserve(text.size() / 3 + 16);  // English averages about 3.4 bytes per token
   impl_->encode_valid(text, ids);
   return ids;
 }
@@ -77,7 +77,7 @@ std::vector<TokenId> Tokenizer::encode_parallel(std::string_view text, int threa
       workers.emplace_back([&, i] {
         try {
           const std::string_view chunk = text.substr(bounds[i], bounds[i + 1] - bounds[i]);
-          parts[i].reserve(chunk.size() / 4 + 16);
+          parts[i].reserve(chunk.size() / 3 + 16);
           impl_->encode_valid(chunk, parts[i]);
         } catch (...) {
           errors[i] = std::current_exception();
