@@ -2,6 +2,7 @@
 // safetensors folder (e.g. a released pytorch_model.bin checkpoint).
 #include <cctype>
 #include <cmath>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -52,11 +53,22 @@ void add_convert_command(CLI::App& app) {
     SaveOptions options;
     if (!args->dtype.empty()) {
       options.dtype = weight_format_from_name(args->dtype);
-      if (!options.dtype) throw Error(fmt::format("unknown --dtype \"{}\" (expected f32, f16 or bf16)", args->dtype));
+      const bool plain_float = options.dtype && (*options.dtype == WeightFormat::F32 ||
+                                                 *options.dtype == WeightFormat::F16 ||
+                                                 *options.dtype == WeightFormat::BF16);
+      if (!plain_float) throw Error(fmt::format("unknown --dtype \"{}\" (expected f32, f16 or bf16)", args->dtype));
     }
     options.max_shard_bytes = parse_size(args->max_shard);
     const SaveResult r = convert_model(args->model_dir, args->out_dir, options);
-    for (const auto& d : r.dropped) fmt::print(stderr, "left out {}\n", d);
+    // One line per reason: a 6B model has 56 mask buffers.
+    std::map<std::string, std::vector<std::string>> by_reason;
+    for (const auto& d : r.dropped) {
+      const size_t paren = d.find(" (");
+      by_reason[paren == std::string::npos ? "" : d.substr(paren + 2, d.size() - paren - 3)].push_back(d.substr(0, paren));
+    }
+    for (const auto& [reason, names] : by_reason)
+      fmt::print(stderr, "left out {} ({}): {}\n", names.size() == 1 ? names[0] : fmt::format("{} tensors", names.size()),
+                 reason, names.size() == 1 ? "transformers does not load it" : "e.g. " + names[0]);
     fmt::print("wrote {}: {} tensors, {:.1f} MB of weights in {} file(s)\n", args->out_dir, r.tensors,
                r.weight_bytes / 1e6, r.files.size());
   });

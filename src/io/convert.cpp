@@ -46,14 +46,18 @@ struct Source {
   uint64_t numel;
 };
 
+// The safetensors element type of a weight format; only the plain float
+// formats exist in files (quantized formats are an in-memory layout).
+DType file_dtype(WeightFormat f) {
+  if (f == WeightFormat::F32) return DType::F32;
+  if (f == WeightFormat::F16) return DType::F16;
+  if (f == WeightFormat::BF16) return DType::BF16;
+  throw Error(fmt::format("weights can be saved as f32, f16 or bf16, not {}", weight_format_name(f)));
+}
+
 DType written_dtype(DType from, const std::optional<WeightFormat>& to) {
   if (!to || !dtype_is_float(from)) return from;
-  switch (*to) {
-    case WeightFormat::F32: return DType::F32;
-    case WeightFormat::F16: return DType::F16;
-    case WeightFormat::BF16: return DType::BF16;
-  }
-  return from;
+  return file_dtype(*to);
 }
 
 const char* torch_dtype_name(DType t) {
@@ -146,6 +150,7 @@ SaveResult write_folder(const fs::path& dir, const std::string& config_json, con
                         const SaveOptions& options) {
   if (tensors.empty()) throw Error("no tensors to save");
   if (options.max_shard_bytes == 0) throw Error("the shard size limit must be positive");
+  if (options.dtype) file_dtype(*options.dtype);  // refuses a format files cannot hold
   fs::create_directories(dir);
   SaveResult result;
 

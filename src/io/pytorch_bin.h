@@ -32,10 +32,13 @@ class PytorchBinFile {
   explicit PytorchBinFile(const std::filesystem::path& path);
 
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+  // File-level metadata, as SafetensorsFile has; a torch.save archive has none.
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
  private:
   std::shared_ptr<ZipArchive> zip_;
   std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
 };
 
 }  // namespace gptneo
