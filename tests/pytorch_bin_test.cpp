@@ -172,6 +172,36 @@ TEST(PytorchBin, HalfBfloat16AndDeflatedRecordsAreRead) {
   }
 }
 
+TEST(PytorchBin, Zip64ArchivesWithAlignedRecordsAreRead) {
+  // Checkpoints above 4 GB (GPT-J 6B in float32 is 24 GB) need the ZIP64 records.
+  const Checkpoint src = Checkpoint::open(test::neo_tiny_dir());
+  std::vector<TorchTensor> tensors;
+  std::vector<std::pair<std::string, std::string>> records;
+  int key = 0;
+  for (const std::string name : {"transformer.ln_f.weight", "transformer.h.0.mlp.c_fc.weight"}) {
+    const TensorView& v = src.get(name);
+    const int64_t cols = v.shape.size() == 2 ? v.shape[1] : 1;
+    tensors.push_back({name, std::to_string(key), "FloatStorage", v.numel(), 0, v.shape,
+                       v.shape.size() == 2 ? std::vector<int64_t>{cols, 1} : std::vector<int64_t>{1}});
+    records.emplace_back("big/data/" + std::to_string(key++), std::string(reinterpret_cast<const char*>(v.data), v.nbytes));
+  }
+  records.insert(records.begin(), {"big/data.pkl", test::torch_pickle(tensors)});
+  for (const bool deflate : {false, true}) {
+    TempDir d;
+    const PytorchBinFile f(write_bin(d, test::zip_archive(records, deflate, true)));
+    for (const auto& t : tensors) {
+      SCOPED_TRACE(t.name);
+      const TensorView& got = f.tensors().at(t.name);
+      const TensorView& want = src.get(t.name);
+      ASSERT_EQ(got.shape, want.shape);
+      EXPECT_EQ(std::memcmp(got.data, want.data, want.nbytes), 0);
+      if (!deflate) {
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(got.data) % 64, 0u);  // the padded record, used in place
+      }
+    }
+  }
+}
+
 TEST(PytorchBin, RebuildParameterIsAccepted) {
   std::string p = "\x80\x02}(";
   test::pk_str(p, "w");

@@ -92,8 +92,17 @@ inline std::string torch_pickle(const std::vector<TorchTensor>& tensors, bool or
   return p;
 }
 
-// A ZIP archive of `entries` (name, bytes), stored or deflated.
-inline std::string zip_archive(const std::vector<std::pair<std::string, std::string>>& entries, bool deflated = false) {
+inline void pk_u64(std::string& p, uint64_t v) {
+  pk_u32(p, static_cast<uint32_t>(v));
+  pk_u32(p, static_cast<uint32_t>(v >> 32));
+}
+
+// A ZIP archive of `entries` (name, bytes), stored or deflated. With
+// `zip64`, every size and offset goes through the ZIP64 records (as in
+// checkpoints above 4 GB) and each record's data is padded to 64 bytes with
+// an extra field in its local header, as PyTorch's writer does.
+inline std::string zip_archive(const std::vector<std::pair<std::string, std::string>>& entries, bool deflated = false,
+                               bool zip64 = false) {
   auto u16 = [](std::string& s, uint32_t v) {
     s += static_cast<char>(v & 0xff);
     s += static_cast<char>((v >> 8) & 0xff);
@@ -115,37 +124,68 @@ inline std::string zip_archive(const std::vector<std::pair<std::string, std::str
     }
     const uint32_t crc = static_cast<uint32_t>(
         crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
-    const uint32_t offset = static_cast<uint32_t>(out.size());
+    const uint64_t offset = out.size();
     auto header = [&](std::string& s, bool is_central) {
+      std::string extra;
+      if (zip64) {
+        u16(extra, 0x0001);
+        u16(extra, is_central ? 24 : 16);
+        pk_u64(extra, data.size());
+        pk_u64(extra, payload.size());
+        if (is_central) pk_u64(extra, offset);
+        if (!is_central) {  // pad the data start to 64 bytes
+          const size_t data_at = s.size() + 30 + name.size() + extra.size() + 4;
+          u16(extra, 0x4246);
+          u16(extra, static_cast<uint32_t>((64 - data_at % 64) % 64));
+          extra.append((64 - data_at % 64) % 64, 'Z');
+        }
+      }
+      const uint32_t big = 0xffffffff;
       pk_u32(s, is_central ? 0x02014b50 : 0x04034b50);
-      if (is_central) u16(s, 20);
-      u16(s, 20);                  // version needed
+      if (is_central) u16(s, 45);
+      u16(s, zip64 ? 45 : 20);     // version needed
       u16(s, 0);                   // flags
-      u16(s, deflated ? 8 : 0);     // method
+      u16(s, deflated ? 8 : 0);    // method
       u16(s, 0), u16(s, 0);        // time, date
       pk_u32(s, crc);
-      pk_u32(s, static_cast<uint32_t>(payload.size()));
-      pk_u32(s, static_cast<uint32_t>(data.size()));
+      pk_u32(s, zip64 ? big : static_cast<uint32_t>(payload.size()));
+      pk_u32(s, zip64 ? big : static_cast<uint32_t>(data.size()));
       u16(s, static_cast<uint32_t>(name.size()));
-      u16(s, 0);  // extra
+      u16(s, static_cast<uint32_t>(extra.size()));
       if (is_central) {
         u16(s, 0), u16(s, 0), u16(s, 0);  // comment, disk, internal attributes
         pk_u32(s, 0);                    // external attributes
-        pk_u32(s, offset);
+        pk_u32(s, zip64 ? big : static_cast<uint32_t>(offset));
       }
       s += name;
+      s += extra;
     };
     header(out, false);
     out += payload;
     header(central, true);
   }
-  const uint32_t cd_offset = static_cast<uint32_t>(out.size());
+  const uint64_t cd_offset = out.size();
   out += central;
+  if (zip64) {
+    const uint64_t record = out.size();
+    pk_u32(out, 0x06064b50);
+    pk_u64(out, 44);          // size of the rest of the record
+    u16(out, 45), u16(out, 45);
+    pk_u32(out, 0), pk_u32(out, 0);
+    pk_u64(out, entries.size()), pk_u64(out, entries.size());
+    pk_u64(out, central.size());
+    pk_u64(out, cd_offset);
+    pk_u32(out, 0x07064b50);  // the locator
+    pk_u32(out, 0);
+    pk_u64(out, record);
+    pk_u32(out, 1);
+  }
   pk_u32(out, 0x06054b50);
   u16(out, 0), u16(out, 0);
-  u16(out, static_cast<uint32_t>(entries.size())), u16(out, static_cast<uint32_t>(entries.size()));
-  pk_u32(out, static_cast<uint32_t>(central.size()));
-  pk_u32(out, cd_offset);
+  const uint32_t count = zip64 ? 0xffff : static_cast<uint32_t>(entries.size());
+  u16(out, count), u16(out, count);
+  pk_u32(out, zip64 ? 0xffffffff : static_cast<uint32_t>(central.size()));
+  pk_u32(out, zip64 ? 0xffffffff : static_cast<uint32_t>(cd_offset));
   u16(out, 0);
   return out;
 }
