@@ -212,6 +212,24 @@ TEST(TokenizerSpecialTokens, PartialMarkerIsOrdinaryText) {
   EXPECT_EQ(from_tokenizer_json().decode(ids), "<|endoftext| <|endof");
 }
 
+TEST(TokenizerSpecialTokens, SeveralAddedTokensMatchLeftmostLongest) {
+  // A tokenizer.json with byte tokens only and three added tokens, two
+  // sharing a prefix; non-special added tokens are cut out too.
+  TempDir dir;
+  nlohmann::json root;
+  root["model"] = {{"type", "BPE"}, {"vocab", byte_vocab()}, {"merges", nlohmann::json::array()}};
+  root["added_tokens"] = {{{"id", 300}, {"content", "<|a|>"}, {"special", true}},
+                          {{"id", 301}, {"content", "<|a|>b"}, {"special", true}},
+                          {{"id", 302}, {"content", "[X]"}, {"special", false}}};
+  const Tokenizer tok = Tokenizer::load(dir.write("tokenizer.json", root.dump()));
+  const TokenId q = *tok.token_id("q"), z = *tok.token_id("z");
+  EXPECT_EQ(tok.encode("q<|a|>b<|a|>[X]z"), (std::vector<TokenId>{q, 301, 300, 302, z}));
+  EXPECT_EQ(tok.decode(std::vector<TokenId>{301, 302}), "<|a|>b[X]");
+  EXPECT_EQ(tok.eos_id(), 300);  // no <|endoftext|>: the first special token
+  EXPECT_EQ(tok.vocab_size(), 303);
+  EXPECT_THROW(tok.decode(std::vector<TokenId>{299}), Error);  // an id no token uses
+}
+
 // ---- pre-tokenizer ---------------------------------------------------------------
 
 TEST(TokenizerPreTokenizer, SplitsLikeTheGpt2Regex) {

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,9 +39,10 @@ class SpecialTokens {
   size_t max_length() const { return max_length_; }
 
  private:
-  // Longest first, so the first match at a position is the longest one.
   std::vector<SpecialToken> tokens_;
-  std::array<bool, 256> is_first_byte_{};
+  // tokens_[group_begin_[b], group_end_[b]) start with byte b, longest first.
+  std::array<uint32_t, 256> group_begin_{};
+  std::array<uint32_t, 256> group_end_{};
   // When every token starts with the same byte, memchr finds candidates.
   int single_first_byte_ = -1;
   size_t max_length_ = 0;
