@@ -116,6 +116,9 @@ class Model {
  public:
   // Loads config.json and the weights from a Hugging Face model folder.
   static std::unique_ptr<Model> load(const std::filesystem::path& dir, const LoadOptions& options = {});
+  // A model of `config`'s architecture and shapes with random weights and no
+  // files (for benchmarks at the released shapes). Its outputs are noise.
+  static std::unique_ptr<Model> random(const ModelConfig& config, const LoadOptions& options = {}, uint64_t seed = 1);
   virtual ~Model();
 
   const ModelConfig& config() const { return config_; }

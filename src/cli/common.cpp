@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "gptneo/error.h"
+#include "io/quantized_weights.h"
 
 namespace gptneo::cli {
 
@@ -20,7 +21,9 @@ void ModelOptions::add_to(CLI::App& cmd, bool with_model) {
     cmd.add_option("-m,--model", model_dir,
                    "Hugging Face model folder (config.json + weights); default: the bundled models/neo-mini");
   cmd.add_option("--tokenizer", tokenizer_path, "tokenizer.json, vocab.json, or a folder holding them");
-  cmd.add_option("--dtype", dtype, "weight format in memory: f32, f16 or bf16")->default_val("f32");
+  cmd.add_option("--dtype", dtype,
+                 "weight format in memory: f32, f16, bf16, q8 or q4 (default: as stored for a quantized folder, "
+                 "else f32)");
   cmd.add_option("--threads", threads, "threads to compute with (default: one per physical core)");
 }
 
@@ -43,10 +46,16 @@ fs::path ModelOptions::resolve_model_dir() const {
 std::unique_ptr<Model> ModelOptions::load_model() const {
   LoadOptions options;
   options.threads = threads;
-  const auto format = weight_format_from_name(dtype);
-  if (!format) throw Error(fmt::format("unknown --dtype \"{}\" (expected f32, f16 or bf16)", dtype));
-  options.weights = *format;
-  return Model::load(resolve_model_dir(), options);
+  const fs::path dir = resolve_model_dir();
+  if (dtype.empty()) {
+    // A quantized folder loads as it is stored (mapped, no conversion).
+    options.weights = stored_weight_format(dir).value_or(WeightFormat::F32);
+  } else {
+    const auto format = weight_format_from_name(dtype);
+    if (!format) throw Error(fmt::format("unknown --dtype \"{}\" (expected f32, f16, bf16, q8 or q4)", dtype));
+    options.weights = *format;
+  }
+  return Model::load(dir, options);
 }
 
 bool ModelOptions::has_tokenizer() const {

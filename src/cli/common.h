@@ -20,7 +20,7 @@ namespace gptneo::cli {
 struct ModelOptions {
   std::string model_dir;
   std::string tokenizer_path;
-  std::string dtype = "f32";
+  std::string dtype;  // empty: as stored for a quantized folder, else f32
   int threads = 0;
 
   void add_to(CLI::App& cmd, bool with_model = true);
@@ -48,5 +48,7 @@ void add_score_command(CLI::App& app);
 void add_perplexity_command(CLI::App& app);
 void add_tokenize_commands(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
 
 }  // namespace gptneo::cli

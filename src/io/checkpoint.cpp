@@ -86,10 +86,13 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
     ck.files_.push_back(file);
   };
   for (const auto& f : files) {
-    if (bin)
+    if (bin) {
       add_file(std::make_shared<PytorchBinFile>(dir / f));
-    else
-      add_file(std::make_shared<SafetensorsFile>(dir / f));
+    } else {
+      auto file = std::make_shared<SafetensorsFile>(dir / f);
+      for (const auto& [key, value] : file->metadata()) ck.metadata_[key] = value;
+      add_file(file);
+    }
   }
   ck.file_names_ = files;
   return ck;
@@ -107,7 +110,29 @@ const TensorView& Checkpoint::get(const std::string& name) const {
   return it->second;
 }
 
+Checkpoint Checkpoint::synthetic(std::shared_ptr<const float[]> values, size_t count) {
+  Checkpoint ck;
+  ck.dir_ = "(synthetic weights)";
+  ck.synthetic_ = std::move(values);
+  ck.synthetic_count_ = count;
+  return ck;
+}
+
 const TensorView& Checkpoint::get(const std::string& name, const std::vector<int64_t>& shape) const {
+  if (synthetic_ && !tensors_.count(name)) {
+    TensorView v;
+    v.name = name;
+    v.dtype = DType::F32;
+    v.shape = shape;
+    v.source = dir_.string();
+    if (static_cast<size_t>(v.numel()) > synthetic_count_)
+      throw Error(fmt::format("synthetic tensor '{}' {} is larger than the {} values provided", name,
+                              v.shape_string(), synthetic_count_));
+    v.data = reinterpret_cast<const uint8_t*>(synthetic_.get());
+    v.nbytes = static_cast<size_t>(v.numel()) * sizeof(float);
+    v.keep_alive = std::shared_ptr<const void>(synthetic_, synthetic_.get());
+    return synthetic_views_.insert_or_assign(name, std::move(v)).first->second;
+  }
   const TensorView& v = get(name);
   if (v.shape != shape) {
     TensorView expected;

@@ -27,13 +27,21 @@ class Checkpoint {
   // True when `dir` holds weight files open() recognises.
   static bool exists_in(const std::filesystem::path& dir);
 
-  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  // A checkpoint without files in which every tensor exists, for
+  // benchmarks at real shapes: get() answers any name with a float32 view of
+  // the shape asked for over `values` (shared by all tensors; it must hold
+  // at least as many floats as the largest tensor asked for).
+  static Checkpoint synthetic(std::shared_ptr<const float[]> values, size_t count);
+
+  bool has(const std::string& name) const { return synthetic_ || tensors_.count(name) != 0; }
   // The tensor `name`; throws gptneo::Error naming it when it is absent.
   const TensorView& get(const std::string& name) const;
   // As get(), and checks the shape; throws naming expected and found shapes.
   const TensorView& get(const std::string& name, const std::vector<int64_t>& shape) const;
 
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+  // The files' safetensors __metadata__ entries, merged.
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::filesystem::path& dir() const { return dir_; }
   // A one-line description of the files ("model.safetensors", "2 shards").
   std::string describe() const;
@@ -47,6 +55,10 @@ class Checkpoint {
   std::vector<std::shared_ptr<const void>> files_;  // the open files
   std::map<std::string, TensorView> tensors_;
   std::vector<std::string> file_names_;
+  std::map<std::string, std::string> metadata_;
+  std::shared_ptr<const float[]> synthetic_;  // set for synthetic()
+  size_t synthetic_count_ = 0;
+  mutable std::map<std::string, TensorView> synthetic_views_;
 };
 
 }  // namespace gptneo

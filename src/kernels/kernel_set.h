@@ -53,6 +53,12 @@ struct KernelSet {
   void (*attention_scores)(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
                            float* scores);
   void (*attention_values)(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out);
+
+  // For measuring the machine (gptneo bench --bandwidth): the sum of n
+  // floats, and `iters` rounds of independent register-only FMA chains
+  // (returns the floating-point operations done).
+  float (*sum)(const float* x, int64_t n);
+  double (*fma_loop)(int64_t iters);
 };
 
 // The tables (the AVX ones are only valid to call where the CPU has the ISA).

@@ -76,6 +76,13 @@ void axpy(float a, const float* x, float* y, int64_t n);
 // y[i] += x[i].
 void add(const float* x, float* y, int64_t n);
 
+// The machine's limits, measured on all threads of `pool` with the active
+// kernel set: memory read bandwidth in bytes/s (summing a buffer of `bytes`,
+// far larger than the caches; best of a few passes), and the float32 FMA
+// rate in FLOP/s of a register-only loop.
+double measure_read_bandwidth(ThreadPool& pool, size_t bytes = size_t(1) << 30);
+double measure_fma_peak(ThreadPool& pool);
+
 // The kernel set in use ("scalar", "avx2" or "avx512"),
 // chosen from CPUID at first use or forced with GPTNEO_ISA=scalar|avx2|avx512.
 std::string isa_name();

@@ -151,12 +151,37 @@ void attention_values(const float* p, const float* values, int64_t stride, int64
   for (int64_t j = 0; j < n; ++j) axpy(p[j], values + j * stride, out, d);
 }
 
+float sum(const float* x, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += x[i + l];
+  float s = 0;
+  for (float a : acc) s += a;
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+double fma_loop(int64_t iters) {
+  constexpr int kChains = 12;
+  float a[kChains][4];
+  for (int c = 0; c < kChains; ++c)
+    for (int l = 0; l < 4; ++l) a[c][l] = 0.001f * c;
+  for (int64_t i = 0; i < iters; ++i)
+    for (int c = 0; c < kChains; ++c)
+      for (int l = 0; l < 4; ++l) a[c][l] = a[c][l] * 0.999f + 0.0001f;
+  volatile float sink = a[0][0] + a[kChains - 1][3];
+  (void)sink;
+  return static_cast<double>(iters) * kChains * 4 * 2;
+}
+
 }  // namespace
 
 const KernelSet& scalar_kernels() {
   static const KernelSet k = {"scalar", Isa::Scalar, kPanelWidth, gemm_direct,      pack_panel,
                               gemm_panel, dot,       axpy,        add,              layer_norm_row,
-                              softmax,  gelu_tanh,   attention_scores, attention_values};
+                              softmax,  gelu_tanh,   attention_scores, attention_values,
+                              sum,      fma_loop};
   return k;
 }
 

@@ -54,6 +54,25 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadO
   return model;
 }
 
+std::unique_ptr<Model> Model::random(const ModelConfig& config, const LoadOptions& options, uint64_t seed) {
+  const Architecture* arch = find_architecture(config.model_type);
+  if (!arch) throw Error(fmt::format("unsupported model_type \"{}\"", config.model_type));
+  // Every tensor is a view of one buffer of small uniform values, as large as
+  // the largest matrix; the model copies what it keeps.
+  const int64_t longest = std::max({config.vocab_size, config.max_positions, config.intermediate_size, 4 * config.hidden_size});
+  const auto count = static_cast<size_t>(longest * config.hidden_size);
+  std::shared_ptr<float[]> values(new float[count]);
+  uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i < count; ++i) {
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;  // xorshift64
+    values[i] = (static_cast<float>(state >> 40) / static_cast<float>(1 << 24) - 0.5f) * 0.1f;
+  }
+  const Checkpoint ck = Checkpoint::synthetic(values, count);
+  std::unique_ptr<Model> model = arch->load(config, ck, options);
+  model->lock_ = std::make_shared<Lock>();
+  return model;
+}
+
 KVCache Model::new_cache(int64_t capacity) const {
   if (capacity <= 0) capacity = config_.max_positions;
   if (capacity > config_.max_positions)

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "gptneo/error.h"
+#include "io/quantized_weights.h"
 
 namespace gptneo {
 
@@ -22,7 +23,16 @@ std::vector<float> WeightLoader::vector(const std::string& name, int64_t n) cons
   return out;
 }
 
+// Quantizing a large model takes long on one thread; conversions at load
+// use this pool (its threads sleep once loading is done).
+static ThreadPool& conversion_pool() {
+  static ThreadPool pool(0);
+  return pool;
+}
+
 Matrix WeightLoader::matrix_f32(const std::string& name, int64_t rows, int64_t cols) const {
+  if (is_quantized_tensor(ck_, name))
+    return convert_matrix(quantized_matrix(ck_, name, rows, cols), WeightFormat::F32, &conversion_pool());
   const TensorView& t = ck_.get(name, {rows, cols});
   if (!dtype_is_float(t.dtype))
     throw Error(fmt::format("tensor '{}' in {} has dtype {}, expected a float type", name, t.source,
@@ -33,17 +43,35 @@ Matrix WeightLoader::matrix_f32(const std::string& name, int64_t rows, int64_t c
 }
 
 Matrix WeightLoader::matrix(const std::string& name, int64_t rows, int64_t cols) const {
-  return convert_matrix(matrix_f32(name, rows, cols), format_);
+  // A quantized folder loaded in its own format is used where it is mapped.
+  if (is_quantized_tensor(ck_, name)) {
+    const Matrix q = quantized_matrix(ck_, name, rows, cols);
+    return q.format == format_ ? q : convert_matrix(q, format_, &conversion_pool());
+  }
+  return convert_matrix(matrix_f32(name, rows, cols), format_, &conversion_pool());
 }
 
 Matrix WeightLoader::stacked(const std::vector<std::string>& names, int64_t rows_each, int64_t cols) const {
+  // Quantized parts that lie back to back in the file (quantize_model writes
+  // them so) are already the stacked matrix.
+  std::vector<Matrix> parts;
+  for (const auto& n : names)
+    if (is_quantized_tensor(ck_, n)) parts.push_back(quantized_matrix(ck_, n, rows_each, cols));
+  bool adjacent = parts.size() == names.size() && parts[0].format == format_;
+  for (size_t i = 1; adjacent && i < parts.size(); ++i)
+    adjacent = parts[i - 1].row(rows_each) == parts[i].row(0);
+  if (adjacent) {
+    Matrix all = parts[0];
+    all.rows = rows_each * static_cast<int64_t>(names.size());
+    return all;
+  }
   Matrix all = make_f32_matrix(rows_each * static_cast<int64_t>(names.size()), cols);
   for (size_t i = 0; i < names.size(); ++i) {
     const Matrix part = matrix_f32(names[i], rows_each, cols);
     std::memcpy(const_cast<float*>(all.f32()) + i * rows_each * cols, part.f32(),
                 static_cast<size_t>(rows_each * cols) * sizeof(float));
   }
-  return convert_matrix(all, format_);
+  return convert_matrix(all, format_, &conversion_pool());
 }
 
 LayerNorm LayerNorm::load(const WeightLoader& w, const std::string& prefix, int64_t dim, float eps) {

@@ -1,0 +1,74 @@
+// Kernel throughput (Google Benchmark): linear in every weight format for
+// one row (decode: bound by bandwidth, reported as bytes/s of weights) and
+// for many rows (prefill: bound by arithmetic, reported as FLOP/s), and the
+// attention primitives. The kernel set is the one GPTNEO_ISA picks.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/kernels.h"
+
+namespace {
+
+using gptneo::Matrix;
+using gptneo::WeightFormat;
+
+gptneo::ThreadPool& pool() {
+  static gptneo::ThreadPool p(0);
+  return p;
+}
+
+std::vector<float> random_values(size_t n) {
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> d(-1, 1);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+Matrix weights(int64_t rows, int64_t cols, WeightFormat f) {
+  Matrix m = gptneo::make_f32_matrix(rows, cols);
+  const auto v = random_values(static_cast<size_t>(rows * cols));
+  std::copy(v.begin(), v.end(), const_cast<float*>(m.f32()));
+  return gptneo::convert_matrix(m, f, &pool());
+}
+
+// args: weight format, rows of x. A 2048 × 8192 matrix (the 1.3B MLP).
+void BM_Linear(benchmark::State& state) {
+  const auto f = static_cast<WeightFormat>(state.range(0));
+  const int64_t m = state.range(1), n = 8192, k = 2048;
+  const Matrix w = weights(n, k, f);
+  const auto x = random_values(static_cast<size_t>(m * k));
+  std::vector<float> y(static_cast<size_t>(m * n));
+  for (auto _ : state) {
+    gptneo::kernels::linear(x.data(), m, w, nullptr, y.data(), pool());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(gptneo::weight_format_name(f) + " " + gptneo::kernels::isa_name());
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * w.bytes()));
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Linear)
+    ->ArgsProduct({{int(WeightFormat::F32), int(WeightFormat::BF16), int(WeightFormat::Q8), int(WeightFormat::Q4)},
+                   {1, 8, 128}})
+    ->UseRealTime();
+
+// One query against n keys of one 64-wide head (stride 768): scores,
+// softmax, weighted values.
+void BM_AttentionHead(benchmark::State& state) {
+  const int64_t n = state.range(0), d = 64, stride = 768;
+  const auto kv = random_values(static_cast<size_t>(n * stride)), q = random_values(static_cast<size_t>(d));
+  std::vector<float> scores(static_cast<size_t>(n)), out(static_cast<size_t>(d));
+  for (auto _ : state) {
+    gptneo::kernels::attention_scores(q.data(), kv.data(), stride, n, d, 1.0f, scores.data());
+    gptneo::kernels::softmax(scores.data(), n);
+    gptneo::kernels::attention_values(scores.data(), kv.data(), stride, n, d, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(4.0 * n * d, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_AttentionHead)->Arg(256)->Arg(2048);
+
+}  // namespace

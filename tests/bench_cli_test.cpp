@@ -1,0 +1,83 @@
+// gptneo bench and the GPTNEO_ISA override, through the CLI.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/kernel_set.h"
+#include "kernels/kernels.h"
+#include "test_support.h"
+
+namespace gptneo {
+namespace {
+
+TEST(BenchCli, RandomModelReportsEveryKey) {
+  const auto r = test::run_cli({"bench", "--random", "gpt-neo-tiny", "--prompt", "9", "--gen", "3", "--batch", "2",
+                                "--dtype", "q8", "--threads", "2", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* key : {"prefill_tok_s", "decode_tok_s", "weight_bytes_per_token", "peak_rss_bytes", "isa"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_GT(j["prefill_tok_s"].get<double>(), 0);
+  EXPECT_GT(j["decode_tok_s"].get<double>(), 0);
+  EXPECT_EQ(j["isa"], kernels::isa_name());
+  EXPECT_EQ(j["batch"], 2);
+  // q8 of a 64-wide model: 34 bytes per 32 weights, about a quarter of f32.
+  EXPECT_LT(j["weight_bytes_per_token"].get<double>(), 50257 * 64 * 1.1 + 2e6);
+  EXPECT_NE(j["weights"].get<std::string>().find("q8 weights"), std::string::npos);
+}
+
+TEST(BenchCli, BandwidthModeMeasuresTheMachine) {
+  const auto r = test::run_cli({"bench", "--bandwidth", "--bandwidth-mb", "32", "--threads", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["read_bandwidth_bytes_s"].get<double>(), 1e8);
+  EXPECT_GT(j["f32_flops_s"].get<double>(), 1e8);
+}
+
+TEST(BenchCli, TokenizeModeReportsSpeedsAndChecksIds) {
+  const auto r = test::run_cli({"bench", "--tokenize", (test::data_dir() / "corpus-val.txt").string(), "--tokenizer",
+                                test::tokenizer_dir().string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["encode_mb_s"].get<double>(), 0);
+  EXPECT_GT(j["decode_mb_s"].get<double>(), 0);
+  EXPECT_GT(j["tokens"].get<int64_t>(), 1000);
+}
+
+TEST(BenchCli, BadRequestsGiveClearErrors) {
+  auto r = test::run_cli({"bench"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("-m DIR or --random NAME"), std::string::npos) << r.err;
+  r = test::run_cli({"bench", "--random", "gpt-neo-9B"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("unknown --random model"), std::string::npos) << r.err;
+  r = test::run_cli({"bench", "--random", "gpt-neo-tiny", "--dtype", "q3"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("unknown --dtype"), std::string::npos) << r.err;
+}
+
+TEST(BenchCli, IsaOverrideIsHonouredOrRefusedClearly) {
+  const std::vector<std::string> args = {"bench", "--random", "gpt-neo-tiny", "--prompt", "4", "--gen", "1", "--json"};
+  ::setenv("GPTNEO_ISA", "scalar", 1);
+  auto r = test::run_cli(args);
+  ::setenv("GPTNEO_ISA", "sse9", 1);
+  const auto bad = test::run_cli(args);
+  ::setenv("GPTNEO_ISA", "avx512", 1);
+  const auto avx512 = test::run_cli(args);
+  ::unsetenv("GPTNEO_ISA");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["isa"], "scalar");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("GPTNEO_ISA"), std::string::npos) << bad.err;
+  if (kernels::cpu_supports(kernels::Isa::Avx512)) {
+    EXPECT_EQ(avx512.exit_code, 0) << avx512.err;
+  } else {
+    EXPECT_NE(avx512.exit_code, 0);
+    EXPECT_NE(avx512.err.find("does not support avx512"), std::string::npos) << avx512.err;
+  }
+}
+
+}  // namespace
+}  // namespace gptneo

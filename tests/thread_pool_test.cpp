@@ -1,0 +1,57 @@
+// The thread pool: every index of a loop is visited exactly once, in ranges
+// that respect the grain, on every thread count.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "core/thread_pool.h"
+
+namespace gptneo {
+namespace {
+
+TEST(ThreadPoolLoops, ParallelForCoversTheRangeOnceInWholeGrains) {
+  for (const int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.size(), threads);
+    for (const int64_t n : {1, 7, 16, 100, 1001})
+      for (const int64_t grain : {1, 4, 16}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::mutex m;
+        std::vector<std::pair<int64_t, int64_t>> ranges;
+        pool.parallel_for(n, grain, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+          std::lock_guard<std::mutex> lock(m);
+          ranges.emplace_back(b, e);
+        });
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "index " << i;
+        EXPECT_LE(static_cast<int>(ranges.size()), threads);
+        for (const auto& [b, e] : ranges) EXPECT_EQ(b % grain, 0) << "a range starts inside a grain";
+      }
+  }
+}
+
+TEST(ThreadPoolLoops, RunOnAllCallsEveryThreadOnceAndManyLoopsInARow) {
+  ThreadPool pool(3);
+  for (int round = 0; round < 200; ++round) {  // many short loops, as decoding runs them
+    std::atomic<int> mask{0};
+    pool.run_on_all([&](int index, int count) {
+      ASSERT_EQ(count, 3);
+      mask.fetch_or(1 << index);
+    });
+    ASSERT_EQ(mask.load(), 0b111) << "round " << round;
+  }
+}
+
+TEST(ThreadPoolLoops, EmptyLoopsDoNothing) {
+  ThreadPool pool(2);
+  int calls = 0;
+  pool.parallel_for(0, 8, [&](int64_t, int64_t) { ++calls; });
+  EXPECT_EQ(calls, 0);
+  EXPECT_GE(ThreadPool::physical_cores(), 1);
+}
+
+}  // namespace
+}  // namespace gptneo
