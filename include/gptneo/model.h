@@ -57,6 +57,9 @@ struct ModelConfig {
 struct LoadOptions {
   int threads = 0;                           // 0: one per physical core
   WeightFormat weights = WeightFormat::F32;  // format of the matrices in memory
+  // LoRA adapters (PEFT layout: adapter_config.json + adapter_model.safetensors)
+  // merged into the weights at load, W + (alpha / r)·B·A; empty: none.
+  std::filesystem::path lora_dir;
 };
 
 class KVCacheImpl;

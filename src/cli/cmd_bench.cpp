@@ -38,6 +38,8 @@ struct BenchArgs {
   bool bandwidth = false;
   int64_t bandwidth_mb = 1024;
   std::string tokenize_file;
+  bool train = false;
+  std::string train_shape = "4x256";
 };
 
 // ---- the machine's limits --------------------------------------------------------
@@ -293,6 +295,10 @@ void run_tokenize_bench(const BenchArgs& a) {
 }
 
 void run_bench(const BenchArgs& a) {
+  if (a.train) {
+    const std::string name = a.random.empty() ? "gpt-neo-125M" : a.random;
+    return run_train_bench(name, random_config(name), thread_count(a.model.threads), a.train_shape, a.json);
+  }
   if (a.bandwidth) return run_bandwidth(a);
   if (!a.tokenize_file.empty()) return run_tokenize_bench(a);
   if (a.random.empty() && a.model.model_dir.empty())
@@ -318,6 +324,9 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->default_val(1024);
   cmd->add_option("--tokenize", args->tokenize_file, "measure tokenizer encode/decode speed on this text file");
+  cmd->add_flag("--train", args->train, "measure training steps/s (forward, backward, AdamW) of --random NAME "
+                                        "(default gpt-neo-125M)");
+  cmd->add_option("--train-shape", args->train_shape, "BATCHxSEQ of the --train step")->default_val("4x256");
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->callback([args] { run_bench(*args); });
 }

@@ -9,6 +9,7 @@
 #include "cli/common.h"
 #include "gptneo/convert.h"
 #include "gptneo/error.h"
+#include "gptneo/train.h"
 
 namespace gptneo::cli {
 
@@ -39,6 +40,7 @@ uint64_t parse_size(const std::string& text) {
 void add_convert_command(CLI::App& app) {
   struct Args {
     std::string model_dir, out_dir, dtype, max_shard = "5GB";
+    std::string merge_lora;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand(
@@ -49,6 +51,7 @@ void add_convert_command(CLI::App& app) {
   cmd->add_option("--dtype", args->dtype, "element type of the written weights: f32, f16 or bf16 (default: as stored)");
   cmd->add_option("--max-shard-size", args->max_shard, "split the weights into shards above this size")
       ->default_val("5GB");
+  cmd->add_option("--merge-lora", args->merge_lora, "fold the LoRA adapters of this folder (PEFT layout) into the weights");
   cmd->callback([args] {
     SaveOptions options;
     if (!args->dtype.empty()) {
@@ -59,7 +62,8 @@ void add_convert_command(CLI::App& app) {
       if (!plain_float) throw Error(fmt::format("unknown --dtype \"{}\" (expected f32, f16 or bf16)", args->dtype));
     }
     options.max_shard_bytes = parse_size(args->max_shard);
-    const SaveResult r = convert_model(args->model_dir, args->out_dir, options);
+    const SaveResult r = args->merge_lora.empty() ? convert_model(args->model_dir, args->out_dir, options)
+                                                  : merge_lora(args->model_dir, args->merge_lora, args->out_dir, options);
     // One line per reason: a 6B model has 56 mask buffers.
     std::map<std::string, std::vector<std::string>> by_reason;
     for (const auto& d : r.dropped) {

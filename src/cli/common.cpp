@@ -25,6 +25,8 @@ void ModelOptions::add_to(CLI::App& cmd, bool with_model) {
                  "weight format in memory: f32, f16, bf16, q8 or q4 (default: as stored for a quantized folder, "
                  "else f32)");
   cmd.add_option("--threads", threads, "threads to compute with (default: one per physical core)");
+  cmd.add_option("--lora", lora_dir, "LoRA adapter folder (PEFT layout, e.g. from gptneo train --lora-rank) "
+                                     "merged into the weights at load");
 }
 
 fs::path ModelOptions::resolve_model_dir() const {
@@ -46,6 +48,7 @@ fs::path ModelOptions::resolve_model_dir() const {
 std::unique_ptr<Model> ModelOptions::load_model() const {
   LoadOptions options;
   options.threads = threads;
+  options.lora_dir = lora_dir;
   const fs::path dir = resolve_model_dir();
   if (dtype.empty()) {
     // A quantized folder loads as it is stored (mapped, no conversion).

@@ -22,6 +22,7 @@ struct ModelOptions {
   std::string tokenizer_path;
   std::string dtype;  // empty: as stored for a quantized folder, else f32
   int threads = 0;
+  std::string lora_dir;  // --lora: adapters merged into the weights at load
 
   void add_to(CLI::App& cmd, bool with_model = true);
   // The model folder: -m, else $GPTNEO_MODEL, else the bundled default model.
@@ -50,5 +51,10 @@ void add_tokenize_commands(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_plot_command(CLI::App& app);
+// gptneo bench --train (in cmd_train.cpp): training speed at a config's shapes, shape "4x256".
+void run_train_bench(const std::string& label, const std::string& config_json, int threads, const std::string& shape,
+                     bool json);
 
 }  // namespace gptneo::cli

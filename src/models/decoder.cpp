@@ -9,6 +9,7 @@
 #include "gptneo/error.h"
 #include "io/checkpoint.h"
 #include "models/architecture.h"
+#include "train/lora.h"
 
 namespace gptneo {
 
@@ -48,7 +49,8 @@ Model::~Model() = default;
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadOptions& options) {
   ModelConfig config = ModelConfig::load(dir);
   const Architecture* arch = find_architecture(config.model_type);
-  const Checkpoint ck = Checkpoint::open(dir);
+  Checkpoint ck = Checkpoint::open(dir);
+  if (!options.lora_dir.empty()) training::apply_lora_to_checkpoint(ck, options.lora_dir);
   std::unique_ptr<Model> model = arch->load(std::move(config), ck, options);
   model->lock_ = std::make_shared<Lock>();
   return model;
