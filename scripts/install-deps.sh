@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev zlib1g-dev libssl-dev
   libopenmpi-dev openmpi-bin
+  libreadline-dev
 )
 
 missing=()

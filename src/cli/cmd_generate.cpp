@@ -1,12 +1,14 @@
-// gptneo generate: continue a prompt, streaming the text as it is made.
+// gptneo generate: continue a prompt, streaming the text as it is made; or
+// run a file of prompts together (--batch-file).
 #include <cstdio>
+#include <fstream>
 
 #include <fmt/format.h>
 
 #include "cli/common.h"
+#include "cli/generation_flags.h"
 #include "gptneo/error.h"
 #include "gptneo/generate.h"
-#include "models/architecture.h"
 
 namespace gptneo::cli {
 
@@ -16,66 +18,122 @@ struct GenerateArgs {
   ModelOptions model;
   std::string prompt;
   std::string prompt_ids;
-  int64_t max_new_tokens = 64;
-  bool greedy = false;
+  std::string batch_file;
+  std::string draft_model;
+  GenerationFlags flags;
   bool json = false;
-  bool ignore_eos = false;
-  float temperature = 0.8f;
-  int top_k = 0;
-  float top_p = 0.95f;
-  std::optional<uint64_t> seed;
 };
 
+void warn_truncated(const GenerateResult& r, const std::string& where = "") {
+  if (r.truncated_prompt_tokens > 0)
+    std::fprintf(stderr, "gptneo: warning: %sthe prompt was too long: kept its last %lld tokens, dropped %lld\n",
+                 where.c_str(), static_cast<long long>(r.prompt_tokens),
+                 static_cast<long long>(r.truncated_prompt_tokens));
+}
+
+std::vector<TokenId> start_token_if_empty(std::vector<TokenId> prompt, const Model& model, const Tokenizer* tok) {
+  // An empty prompt starts from the beginning-of-text token, as GPT-2 did.
+  if (prompt.empty()) {
+    const TokenId bos = model.config().bos_token_id;
+    prompt.push_back(bos >= 0 ? bos : tok ? tok->eos_id() : model.config().eos_token_id);
+  }
+  return prompt;
+}
+
+// One JSON object per line: "prompt" (text) or "prompt_ids", any generation
+// option, and an optional "id" echoed in the output line.
+void run_batch(const GenerateArgs& args, Model& model, const Tokenizer* tok, const GenerateOptions& base) {
+  std::ifstream in(args.batch_file, std::ios::binary);
+  if (!in) throw Error(fmt::format("cannot open the batch file {}", args.batch_file));
+  std::vector<GenerateRequest> requests;
+  std::vector<nlohmann::json> ids;
+  std::string line;
+  const std::vector<std::string> keys = {"prompt", "prompt_ids", "id"};
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = fmt::format("{} line {}", args.batch_file, number);
+    try {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      if (!j.is_object()) throw Error("not a JSON object");
+      GenerateRequest r;
+      r.options = base;
+      apply_json_options(j, r.options, keys);
+      r.options.validate();
+      if (j.contains("prompt_ids")) {
+        r.prompt = j["prompt_ids"].get<std::vector<TokenId>>();
+      } else if (j.contains("prompt") && j["prompt"].is_string()) {
+        if (!tok) throw Error("a text prompt needs a tokenizer (give prompt_ids, or --tokenizer)");
+        r.prompt = tok->encode(j["prompt"].get<std::string>());
+      } else {
+        throw Error("no \"prompt\" (text) or \"prompt_ids\"");
+      }
+      r.prompt = start_token_if_empty(std::move(r.prompt), model, tok);
+      if (r.options.num_beams == 1) fit_prompt(r.prompt, r.options, model.config().max_positions);
+      ids.push_back(j.contains("id") ? j["id"] : nlohmann::json());
+      requests.push_back(std::move(r));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("{}: {}", where, e.what()));
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", where, e.what()));
+    }
+  }
+  const std::vector<GenerateResult> results = generate_batch(model, tok, requests);
+  for (size_t i = 0; i < results.size(); ++i) {
+    warn_truncated(results[i], fmt::format("request {}: ", i + 1));
+    nlohmann::json j = result_to_json(results[i], requests[i].prompt, tok, requests[i].options);
+    if (!ids[i].is_null()) j["id"] = ids[i];
+    print_json(j);
+  }
+}
+
 void run_generate(const GenerateArgs& args) {
-  const bool need_tokenizer = args.prompt_ids.empty() || !args.json;
+  const GenerateOptions options = args.flags.resolve();
+  const bool text_prompt = args.prompt_ids.empty() && args.batch_file.empty();
+  const bool need_tokenizer = text_prompt || !args.json || !options.stop.empty() ||
+                              !options.sampling.banned_words.empty();
   std::optional<Tokenizer> tok;
   if (need_tokenizer || args.model.has_tokenizer()) tok.emplace(args.model.load_tokenizer());
+  const Tokenizer* tp = tok ? &*tok : nullptr;
   std::unique_ptr<Model> model = args.model.load_model();
-
-  std::vector<TokenId> prompt;
-  if (!args.prompt_ids.empty()) {
-    prompt = parse_ids(args.prompt_ids);
-  } else {
-    prompt = tok->encode(args.prompt);
-    // An empty prompt starts from the beginning-of-text token, as GPT-2 did.
-    if (prompt.empty()) prompt.push_back(model->config().bos_token_id >= 0 ? model->config().bos_token_id : tok->eos_id());
+  std::unique_ptr<Model> draft;
+  if (!args.draft_model.empty()) {
+    ModelOptions d = args.model;
+    d.model_dir = args.draft_model;
+    draft = d.load_model();
+  }
+  if (!args.batch_file.empty()) {
+    if (draft) throw Error("--draft-model and --batch-file cannot be combined");
+    run_batch(args, *model, tp, options);
+    return;
   }
 
-  GenerateOptions options;
-  options.max_new_tokens = args.max_new_tokens;
-  options.sampling.greedy = args.greedy;
-  options.sampling.temperature = args.temperature;
-  options.sampling.top_k = args.top_k;
-  options.sampling.top_p = args.top_p;
-  options.seed = args.seed;
-  options.stop_at_eos = !args.ignore_eos;
-  // Without a tokenizer, padding ids past the GPT-2 vocabulary (GPT-J) are still never emitted.
-  options.sample_vocab = tok ? tok->vocab_size() : generation_vocab_size(model->config());
+  std::vector<TokenId> prompt = args.prompt_ids.empty() ? tok->encode(args.prompt) : parse_ids(args.prompt_ids);
+  prompt = start_token_if_empty(std::move(prompt), *model, tp);
 
-  const TokenId eos = model->config().eos_token_id;
-  std::optional<StreamDecoder> stream;
-  if (!args.json) stream.emplace(*tok);
-  GenerateResult result = generate(*model, prompt, options, [&](TokenId id) {
-    if (stream && !(id == eos && options.stop_at_eos)) {
-      const std::string piece = stream->push(id);
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
-      std::fflush(stdout);
-    }
-    return true;
-  });
-
+  // Text mode streams the one sequence as it is made; several sequences are
+  // printed when all are done.
+  const bool stream = !args.json && options.num_return_sequences == 1 && options.num_beams == 1;
+  StreamCallback on_event;
+  if (stream)
+    on_event = [](const StreamEvent& e) {
+      if (!e.text.empty()) {
+        std::fwrite(e.text.data(), 1, e.text.size(), stdout);
+        std::fflush(stdout);
+      }
+      return true;
+    };
+  const GenerateResult result = generate(*model, tp, prompt, options, on_event, draft.get());
+  warn_truncated(result);
   if (args.json) {
-    std::vector<TokenId> text_ids = result.tokens;
-    if (result.finish_reason == "eos" && !text_ids.empty()) text_ids.pop_back();
-    nlohmann::json j;
-    j["text"] = tok ? tok->decode(text_ids) : "";
-    j["tokens"] = result.tokens;
-    j["prompt_tokens"] = prompt;
-    j["finish_reason"] = result.finish_reason;
-    j["seed"] = result.seed;
-    print_json(j);
+    print_json(result_to_json(result, prompt, tp, options));
+  } else if (stream) {
+    print_text("");
   } else {
-    print_text(stream->flush());
+    for (size_t i = 0; i < result.choices.size(); ++i) {
+      if (i > 0) std::fputs("\n---\n", stdout);
+      std::fwrite(result.choices[i].text.data(), 1, result.choices[i].text.size(), stdout);
+    }
+    print_text("");
   }
 }
 
@@ -87,18 +145,17 @@ void add_generate_command(CLI::App& app) {
   args->model.add_to(*cmd);
   auto* p = cmd->add_option("-p,--prompt", args->prompt, "the prompt text");
   auto* ids = cmd->add_option("--prompt-ids", args->prompt_ids, "the prompt as token ids, e.g. 1,2,3");
+  auto* batch = cmd->add_option("--batch-file", args->batch_file,
+                                "JSON lines {\"prompt\": ..., options...}: run together, one JSON result per line");
   p->excludes(ids);
-  cmd->add_option("-n,--max-new-tokens", args->max_new_tokens, "tokens to generate")->default_val(64)->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--greedy", args->greedy, "always pick the most likely token (no sampling)");
-  cmd->add_option("--temperature", args->temperature, "sampling temperature (0: greedy)")->default_val(0.8)->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-k", args->top_k, "sample from the k most likely tokens (0: all)")->default_val(0)->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-p", args->top_p, "sample from the smallest set with this much probability")->default_val(0.95)->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--seed", args->seed, "random seed: the same seed gives the same text");
-  cmd->add_flag("--ignore-eos", args->ignore_eos, "keep generating past <|endoftext|>");
-  cmd->add_flag("--json", args->json, "print one JSON object {text, tokens, prompt_tokens, ...} instead");
+  batch->excludes(p)->excludes(ids);
+  args->flags.add_to(*cmd);
+  cmd->add_option("--draft-model", args->draft_model,
+                  "speculative decoding: a small model with the same tokenizer drafts tokens");
+  cmd->add_flag("--json", args->json, "print one JSON object {text, tokens, prompt_tokens, choices, ...} instead");
   cmd->callback([args] {
-    if (args->prompt.empty() && args->prompt_ids.empty())
-      throw Error("give a prompt: -p TEXT or --prompt-ids 1,2,3");
+    if (args->prompt.empty() && args->prompt_ids.empty() && args->batch_file.empty())
+      throw Error("give a prompt: -p TEXT, --prompt-ids 1,2,3 or --batch-file FILE");
     run_generate(*args);
   });
 }

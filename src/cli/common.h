@@ -45,6 +45,7 @@ void print_text(const std::string& text);
 
 // One registration function per subcommand file.
 void add_generate_command(CLI::App& app);
+void add_chat_command(CLI::App& app);
 void add_score_command(CLI::App& app);
 void add_perplexity_command(CLI::App& app);
 void add_tokenize_commands(CLI::App& app);

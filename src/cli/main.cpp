@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] { gptneo::Progress::set_enabled(!quiet); });
 
   gptneo::cli::add_generate_command(app);
+  gptneo::cli::add_chat_command(app);
   gptneo::cli::add_score_command(app);
   gptneo::cli::add_perplexity_command(app);
   gptneo::cli::add_tokenize_commands(app);
