@@ -52,6 +52,7 @@ void add_tokenize_commands(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
 // gptneo bench --train (in cmd_train.cpp): training speed at a config's shapes, shape "4x256".

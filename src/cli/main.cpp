@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   gptneo::cli::add_convert_command(app);
   gptneo::cli::add_bench_command(app);
   gptneo::cli::add_quantize_command(app);
+  gptneo::cli::add_serve_command(app);
   gptneo::cli::add_train_command(app);
   gptneo::cli::add_plot_command(app);
 
