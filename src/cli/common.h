@@ -58,5 +58,6 @@ void add_plot_command(CLI::App& app);
 // gptneo bench --train (in cmd_train.cpp): training speed at a config's shapes, shape "4x256".
 void run_train_bench(const std::string& label, const std::string& config_json, int threads, const std::string& shape,
                      bool json);
+void add_eval_command(CLI::App& app);
 
 }  // namespace gptneo::cli

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   gptneo::cli::add_serve_command(app);
   gptneo::cli::add_train_command(app);
   gptneo::cli::add_plot_command(app);
+  gptneo::cli::add_eval_command(app);
 
   try {
     app.parse(argc, argv);
