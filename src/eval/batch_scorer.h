@@ -53,6 +53,7 @@ class BatchScorer {
   BatchLimits limits_;
   size_t bytes_per_position_ = 0;
   int64_t tokens_run_ = 0;
+  std::vector<float> scratch_;  // one row of probabilities
 };
 
 }  // namespace gptneo::eval
