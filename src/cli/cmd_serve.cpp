@@ -70,14 +70,17 @@ void run_serve(ServeArgs& a) {
   server.bind();
   log_line(fmt::format("listening on http://{}:{} (loading {})", o.host, server.port(), dir.string()));
   std::thread serving([&] { server.serve(); });
-  std::atomic<bool> loaded{false};
-  std::thread([&server, &loaded, signals, timeout = o.shutdown_timeout_seconds] {
+  std::atomic<bool> loaded{false}, signalled{false};
+  // The watcher ends once the shutdown it started has drained the server;
+  // it is joined below, so nothing it uses goes away under it.
+  std::thread watcher([&server, &loaded, &signalled, signals, timeout = o.shutdown_timeout_seconds] {
     int sig = 0;
     sigwait(&signals, &sig);
     if (!loaded) {
       log_line("stopped while loading the model");
       std::_Exit(0);
     }
+    signalled = true;
     log_line(fmt::format("{}: no new requests; finishing those in flight (up to {} s)",
                          sig == SIGINT ? "SIGINT" : "SIGTERM", timeout));
     std::thread([signals] {
@@ -87,7 +90,7 @@ void run_serve(ServeArgs& a) {
       std::_Exit(1);
     }).detach();
     server.shutdown();
-  }).detach();
+  });
 
   try {
     const auto t0 = std::chrono::steady_clock::now();
@@ -101,9 +104,16 @@ void run_serve(ServeArgs& a) {
   } catch (...) {
     server.shutdown();
     serving.join();
+    watcher.detach();  // blocked in sigwait; the process is about to exit
     throw;
   }
   serving.join();
+  if (!signalled) {
+    // serve() only returns after a shutdown; without one the listening socket failed.
+    watcher.detach();
+    throw Error("the listening socket failed; stopping");
+  }
+  watcher.join();
   log_line("stopped");
 }
 
