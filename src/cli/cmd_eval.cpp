@@ -75,11 +75,11 @@ std::string format_stderr(const eval::Metric& m) {
 }
 
 void print_table(const std::vector<eval::TaskResult>& results) {
-  std::printf("%-20s %-16s %6s  %-28s %12s  %s\n", "task", "kind", "n", "metric", "value", "stderr");
+  std::printf("%-20s %-16s %6s  %-32s %12s  %s\n", "task", "kind", "n", "metric", "value", "stderr");
   for (const auto& r : results) {
     bool first = true;
     auto row = [&](const std::string& metric, const eval::Metric& m, int64_t n) {
-      std::printf("%-20s %-16s %6s  %-28s %12.4f  %s\n", first ? r.name.c_str() : "",
+      std::printf("%-20s %-16s %6s  %-32s %12.4f  %s\n", first ? r.name.c_str() : "",
                   first ? std::string(eval::task_kind_name(r.kind)).c_str() : "",
                   first || n != r.n ? std::to_string(n).c_str() : "", metric.c_str(), m.value,
                   format_stderr(m).c_str());
@@ -158,8 +158,11 @@ void run_eval(const EvalArgs& args) {
     results.push_back(ev.run(task));
     bar.finish(fmt::format("{:.1f} examples/s", results.back().examples_per_second()));
   }
-  if (args.json)
-    print_json(results_json(results));
+  if (args.json) {
+    // Ordered as given (tasks, then each task's metrics), unlike print_json's sorted keys.
+    const std::string s = results_json(results).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    std::printf("%s\n", s.c_str());
+  }
   else
     print_table(results);
 }
