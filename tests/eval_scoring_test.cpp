@@ -173,11 +173,11 @@ TEST(EvalScoring, MultipleChoiceMetricsFollowTheLoglikelihoods) {
 
 TEST(EvalScoring, RollingLoglikelihoodCoversLongDocuments) {
   Loaded& m = tiny();  // 128 positions: every document spans several windows
-  // The first 1600 characters (to a space) of three long documents: about
+  // The first 1600 characters (to a space) of two long documents: about
   // 400 tokens, 4 windows each.
   Task docs = load_task(TaskKind::Perplexity, task_file("docs-val.jsonl"));
   std::erase_if(docs.docs, [](const PerplexityDoc& d) { return d.text.size() < 2000; });
-  docs.docs.resize(3);
+  docs.docs.resize(2);
   for (auto& d : docs.docs) {
     d.text.resize(d.text.rfind(' ', 1600));
     d.words = python_word_count(d.text);
@@ -214,7 +214,7 @@ TEST(EvalScoring, RollingLoglikelihoodCoversLongDocuments) {
 
 TEST(EvalScoring, LambadaAccuracyEqualsABruteForceGreedyLoop) {
   Loaded& m = mini();
-  const Task task = load_task(TaskKind::Lambada, task_file("lambada-val.jsonl"), 40);
+  const Task task = load_task(TaskKind::Lambada, task_file("lambada-val.jsonl"), 30);
   std::vector<double> greedy, lls;
   Requests requests;
   for (const std::string& text : task.texts) {
