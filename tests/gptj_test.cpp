@@ -136,7 +136,8 @@ struct Greedy {
 
 std::vector<Greedy> golden_greedy() {
   std::vector<Greedy> out;
-  for (const auto& [name, g] : test::read_json(golden("json"))["greedy"].items()) {
+  const nlohmann::json doc = test::read_json(golden("json"));  // items() refers into it: keep it alive
+  for (const auto& [name, g] : doc["greedy"].items()) {
     Greedy x{name, g["prompt"].get<std::vector<TokenId>>(), g["greedy"].get<std::vector<TokenId>>()};
     const auto margins = g["margins"].get<std::vector<double>>();
     x.exact = 0;
@@ -285,7 +286,8 @@ TEST(GptJ, ScoreSeesPaddedIdsButGenerationNeverEmitsThem) {
   // score: the true argmax over all 50400 logits is the padding id.
   const auto s = test::run_cli({"-q", "score", "-m", d.path().string(), "--ids", join(prompt)});
   ASSERT_EQ(s.exit_code, 0) << s.err;
-  for (const auto& a : nlohmann::json::parse(s.out)["argmax"]) EXPECT_EQ(a.get<int64_t>(), 50300);
+  const nlohmann::json scored = nlohmann::json::parse(s.out);
+  for (const auto& a : scored["argmax"]) EXPECT_EQ(a.get<int64_t>(), 50300);
   // generate without a tokenizer, greedy and sampled: never an id >= 50257.
   for (const std::vector<std::string>& mode : {std::vector<std::string>{"--greedy"},
                                               std::vector<std::string>{"--temperature", "5", "--top-p", "1",

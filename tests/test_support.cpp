@@ -54,12 +54,13 @@ nlohmann::json read_json(const fs::path& path) { return nlohmann::json::parse(re
 std::vector<int64_t> ints(const TensorView& t) {
   std::vector<int64_t> out(static_cast<size_t>(t.numel()));
   if (t.dtype != DType::I64) throw std::runtime_error(t.name + " is not I64");
-  std::memcpy(out.data(), t.data, out.size() * 8);
+  if (!out.empty()) std::memcpy(out.data(), t.data, out.size() * 8);
   return out;
 }
 
 std::vector<double> doubles(const TensorView& t) {
   std::vector<double> out(static_cast<size_t>(t.numel()));
+  if (out.empty()) return out;  // an empty tensor may have no data pointer
   if (t.dtype == DType::F64) {
     std::memcpy(out.data(), t.data, out.size() * 8);
   } else {
