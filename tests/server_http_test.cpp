@@ -1,5 +1,5 @@
 // gptneo::Server over real HTTP on a loopback port: the endpoints, OpenAI's
-// error shapes (400/401/404/413/429), streaming with [DONE], a client that
+// error shapes (400/401/404/411/413/429), streaming with [DONE], a client that
 // goes away, and the graceful shutdown. The clients are cpp-httplib's.
 #include <atomic>
 #include <functional>
@@ -232,6 +232,17 @@ TEST(ServerHttp, BadRequestsGetOpenAIErrorsAndTheServerGoesOn) {
   expect_error(post(*c, "/v1/completions", {{"prompt", "x"}, {"n", 1000}}), 400);
   expect_error(c->Post("/v1/completions", std::string(10000, ' '), "application/json"), 413, "request_too_large");
   expect_error(c->Get("/v1/nothing"), 404, "not_found");
+  // A chunked body has no length to check before reading it: refused.
+  expect_error(c->Post(
+                   "/v1/completions",
+                   [](size_t offset, httplib::DataSink& sink) {
+                     const std::string part(1000, ' ');
+                     if (offset < 100000) sink.write(part.data(), part.size());
+                     else sink.done();
+                     return true;
+                   },
+                   "application/json"),
+               411, "length_required");
   const auto ok = post(*c, "/v1/completions", completion(2));
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200);

@@ -164,6 +164,15 @@ void Server::Impl::setup() {
                                        {}, "invalid_api_key"));
       return httplib::Server::HandlerResponse::Handled;
     }
+    if (req.has_header("Transfer-Encoding")) {
+      // httplib limits a body by its Content-Length only: a chunked body
+      // could grow without bound, so bodies must announce their length.
+      res.set_header("Connection", "close");
+      send_error(res, server::ApiError(411, "send the request body with a Content-Length (chunked bodies are not "
+                                            "accepted)",
+                                       {}, "length_required"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
 

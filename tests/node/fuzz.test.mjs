@@ -107,7 +107,7 @@ function randomHeaders(r) {
   return h;
 }
 
-const ALLOWED = new Set([200, 400, 401, 404, 405, 413, 414, 429]);
+const ALLOWED = new Set([200, 400, 401, 404, 405, 411, 413, 414, 429]);
 
 async function one(r, i, counts) {
   // Mostly the endpoints that parse bodies, with the method they take.
@@ -140,6 +140,7 @@ async function raw(r, i) {
     "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
     "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
     "POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n",
+    "POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n" + "a".repeat(5000),
     "GET /" + "x".repeat(20000) + " HTTP/1.1\r\nHost: x\r\n\r\n",
     "GET /health HTTP/1.1\r\n" + "X-A: b\r\n".repeat(200) + "\r\n",
     "\x00\x01\x02\xff\r\n\r\n",
@@ -162,7 +163,7 @@ async function raw(r, i) {
       resolve();
     });
     // Those that were answered are closed by us once the answer is in.
-    sock.on("data", () => { if (/\r\n\r\n/.test(got) && i % payloads.length < 8) setTimeout(() => sock.end(), 50); });
+    sock.on("data", () => { if (/\r\n\r\n/.test(got) && i % payloads.length < 9) setTimeout(() => sock.end(), 50); });
   });
 }
 
