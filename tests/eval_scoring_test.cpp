@@ -84,7 +84,7 @@ Requests choice_requests(int examples) {
   const Task docs = load_task(TaskKind::Perplexity, task_file("docs-val.jsonl"));
   int long_contexts = 0;
   for (const auto& d : docs.docs)
-    if (d.text.size() > 1500 && long_contexts++ < 3) {
+    if (d.text.size() > 1500 && long_contexts++ < 2) {
       out.emplace_back(d.text.substr(0, 1200), d.text.substr(1200, 40));
       out.emplace_back(d.text.substr(0, 1200), " and nothing else.");
     }
@@ -94,7 +94,7 @@ Requests choice_requests(int examples) {
 
 TEST(EvalScoring, EveryLoglikelihoodMatchesTheScorePath) {
   Loaded& m = tiny();
-  const Requests requests = choice_requests(6);
+  const Requests requests = choice_requests(4);
   Evaluator ev(*m.model, m.tok);
   const auto got = ev.loglikelihood(requests);
   ASSERT_EQ(got.size(), requests.size());
@@ -109,7 +109,7 @@ TEST(EvalScoring, EveryLoglikelihoodMatchesTheScorePath) {
 
 TEST(EvalScoring, BatchingAndPrefixSharingChangeNothing) {
   Loaded& m = tiny();
-  const Requests requests = choice_requests(8);
+  const Requests requests = choice_requests(6);
   EvalOptions one;
   one.batch = 1;
   EvalOptions many;
