@@ -276,10 +276,17 @@ void Scheduler::prefill_done(Task& t, const Logits& logits, int64_t first_row, i
                              std::vector<std::pair<Task*, int>>& to_step, std::vector<const float*>& step_rows) {
   const auto len = static_cast<int64_t>(t.prompt.size());
   if (t.prompt_logprobs) {
-    // Row j predicts the prompt token after position prefilled + j.
-    for (int64_t j = 0; j < rows; ++j) {
-      const int64_t next = t.prefilled + j + 1;
-      if (next < len) t.prompt_lp.push_back(logprob_of(logits.row(first_row + j), t.prompt[next], t.top_logprobs));
+    // Row j predicts the prompt token after position prefilled + j (each a
+    // log-softmax over the vocabulary: in parallel, a long prompt has many).
+    const int64_t scored = std::min(rows, len - 1 - t.prefilled);
+    if (scored > 0) {
+      const size_t at = t.prompt_lp.size();
+      t.prompt_lp.resize(at + static_cast<size_t>(scored));
+      pool_.parallel_for(scored, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j)
+          t.prompt_lp[at + static_cast<size_t>(j)] =
+              logprob_of(logits.row(first_row + j), t.prompt[static_cast<size_t>(t.prefilled + j + 1)], t.top_logprobs);
+      });
     }
   }
   t.prefilled += take;
@@ -304,23 +311,43 @@ void Scheduler::prefill_done(Task& t, const Logits& logits, int64_t first_row, i
 }
 
 void Scheduler::decode(std::vector<std::pair<Task*, int>>& to_step, const std::vector<const float*>& rows) {
+  // Each sequence's decoder (sampler, random generator, stop sequences) is
+  // its own, so the rows are decoded in parallel; what is shared (jobs,
+  // metrics, a task's failure) is done afterwards, in order.
+  struct Decoded {
+    SequenceDecoder::Step step;
+    std::optional<TokenLogprob> logprob;
+    std::optional<std::string> error;
+  };
+  std::vector<Decoded> out(to_step.size());
+  pool_.parallel_for(static_cast<int64_t>(to_step.size()), 1, [&](int64_t begin, int64_t end) {
+    for (auto k = static_cast<size_t>(begin); k < static_cast<size_t>(end); ++k) {
+      Task& t = *to_step[k].first;
+      if (t.failed) continue;
+      Sequence& s = t.seqs[static_cast<size_t>(to_step[k].second)];
+      try {
+        out[k].step = s.decoder.step({rows[k], static_cast<size_t>(vocab_)});
+        if (t.logprobs) out[k].logprob = logprob_of(rows[k], out[k].step.token, t.top_logprobs);
+      } catch (const std::exception& ex) {
+        out[k].error = ex.what();
+      }
+    }
+  });
   const auto now = Clock::now();
   for (size_t k = 0; k < to_step.size(); ++k) {
     Task& t = *to_step[k].first;
     if (t.failed) continue;
-    Sequence& s = t.seqs[static_cast<size_t>(to_step[k].second)];
-    TokenEvent e;
-    try {
-      SequenceDecoder::Step st = s.decoder.step({rows[k], static_cast<size_t>(vocab_)});
-      e.token = st.token;
-      e.text = std::move(st.text);
-      e.finished = st.finished;
-      if (t.logprobs) e.logprob = logprob_of(rows[k], st.token, t.top_logprobs);
-      s.next = st.token;
-    } catch (const std::exception& ex) {
-      fail(t, ex.what());
+    if (out[k].error) {
+      fail(t, *out[k].error);
       continue;
     }
+    Sequence& s = t.seqs[static_cast<size_t>(to_step[k].second)];
+    TokenEvent e;
+    e.token = out[k].step.token;
+    e.text = std::move(out[k].step.text);
+    e.finished = out[k].step.finished;
+    e.logprob = std::move(out[k].logprob);
+    s.next = out[k].step.token;
     e.index = s.index;
     e.finish_reason = s.decoder.finish_reason();
     if (metrics_) {

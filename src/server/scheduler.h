@@ -21,6 +21,7 @@
 #include "gptneo/generate.h"
 #include "gptneo/model.h"
 #include "gptneo/tokenizer.h"
+#include "core/thread_pool.h"
 #include "server/job.h"
 #include "server/metrics.h"
 #include "server/prompt_cache.h"
@@ -102,6 +103,9 @@ class Scheduler {
 
   // The scheduler thread's own.
   std::vector<std::unique_ptr<Task>> running_;
+  // Between forward passes: sampling and log-probabilities of the batch's
+  // sequences, each over the whole vocabulary, run in parallel.
+  ThreadPool pool_;
   int64_t steps_ = 0;
   std::thread thread_;
 };
