@@ -27,7 +27,7 @@ TEST(ThreadPoolLoops, ParallelForCoversTheRangeOnceInWholeGrains) {
           ranges.emplace_back(b, e);
         });
         for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "index " << i;
-        EXPECT_LE(static_cast<int>(ranges.size()), threads);
+        EXPECT_LE(static_cast<int>(ranges.size()), ThreadPool::kChunksPerThread * threads);
         for (const auto& [b, e] : ranges) EXPECT_EQ(b % grain, 0) << "a range starts inside a grain";
       }
   }
@@ -42,6 +42,27 @@ TEST(ThreadPoolLoops, RunOnAllCallsEveryThreadOnceAndManyLoopsInARow) {
       mask.fetch_or(1 << index);
     });
     ASSERT_EQ(mask.load(), 0b111) << "round " << round;
+  }
+}
+
+TEST(ThreadPoolLoops, ThousandsOfMixedLoopsInARowEachCoverTheirRange) {
+  // Short loops one after another, as a decoded token runs them, mixed with
+  // run_on_all: a worker that arrives late must never run a chunk of a loop
+  // that has ended, nor miss or repeat one of the current loop.
+  ThreadPool pool(3);
+  std::vector<std::atomic<int>> hits(64);
+  for (int round = 0; round < 5000; ++round) {
+    const int64_t n = 1 + round % 64;
+    for (auto& h : hits) h.store(0, std::memory_order_relaxed);
+    pool.parallel_for(n, 1 + round % 3, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+    });
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "round " << round;
+    if (round % 7 == 0) {
+      std::atomic<int> mask{0};
+      pool.run_on_all([&](int index, int) { mask.fetch_or(1 << index); });
+      ASSERT_EQ(mask.load(), 0b111) << "round " << round;
+    }
   }
 }
 

@@ -39,67 +39,99 @@ ThreadPool::ThreadPool(int threads) {
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_.store(true);
-    generation_.fetch_add(1);
-  }
-  wake_.notify_all();
+  stop_.store(true);
+  publish(job_word_.load() + (uint64_t{1} << 32));  // wakes everyone; they see stop_
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::worker_loop(int index) {
-  uint64_t seen = 0;
+// Makes `word` the current job and wakes the sleeping workers. Storing under
+// the mutex means a worker about to sleep cannot miss it.
+void ThreadPool::publish(uint64_t word) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job_word_.store(word, std::memory_order_release);
+  }
+  wake_.notify_all();
+}
+
+// Claims and runs chunks of job `generation` until none is left. A claim is
+// a compare-exchange on the whole job word, so it fails once the job is over
+// or replaced; a claimed chunk keeps its job (and chunk_job_) alive, since the
+// caller waits for every claimed chunk to finish.
+void ThreadPool::run_chunks(uint32_t generation) {
+  uint64_t word = job_word_.load(std::memory_order_acquire);
   for (;;) {
-    int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
-      pause_or_yield(spins);
-      ++spins;
-    }
-    if (generation_.load(std::memory_order_acquire) == seen) {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-    }
-    seen = generation_.load(std::memory_order_acquire);
-    if (stop_.load()) return;
-    (*job_)(index, size());
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (job_generation(word) != generation || (word & kAllKind)) return;
+    const uint64_t total = (word >> 16) & kMaxChunks, next = word & 0xFFFF;
+    if (next >= total) return;
+    if (!job_word_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+      continue;  // `word` now holds the current value
+    (*chunk_job_)(static_cast<int64_t>(next));
+    chunks_done_.fetch_add(1, std::memory_order_acq_rel);
+    word = job_word_.load(std::memory_order_acquire);
   }
 }
 
-void ThreadPool::dispatch(FunctionRef<void(int, int)> job) {
-  std::lock_guard<std::mutex> guard(dispatch_mutex_);
-  job_ = &job;
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_release);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
+void ThreadPool::worker_loop(int index) {
+  uint32_t seen = 0;
+  for (;;) {
+    int spins = 0;
+    while (job_generation(job_word_.load(std::memory_order_acquire)) == seen && spins < kSpinIterations) {
+      pause_or_yield(spins);
+      ++spins;
+    }
+    uint64_t word = job_word_.load(std::memory_order_acquire);
+    if (job_generation(word) == seen) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return job_generation(job_word_.load(std::memory_order_acquire)) != seen; });
+      word = job_word_.load(std::memory_order_acquire);
+    }
+    seen = job_generation(word);
+    if (stop_.load()) return;
+    if (word & kAllKind) {
+      // run_on_all: the caller waits for this worker, so the job is still current.
+      (*all_job_)(index, size());
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    } else {
+      run_chunks(seen);
+    }
   }
-  wake_.notify_all();
-  job(0, size());
-  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) pause_or_yield(spins);
-  job_ = nullptr;
 }
 
 void ThreadPool::run_on_all(FunctionRef<void(int, int)> fn) {
   if (workers_.empty()) return fn(0, 1);
-  dispatch(fn);
+  std::lock_guard<std::mutex> guard(dispatch_mutex_);
+  all_job_ = &fn;
+  pending_.store(static_cast<int>(workers_.size()), std::memory_order_release);
+  const uint32_t generation = job_generation(job_word_.load()) + 1;
+  publish((uint64_t{generation} << 32) | kAllKind);
+  fn(0, size());
+  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) pause_or_yield(spins);
+  all_job_ = nullptr;
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   const int64_t units = (n + grain - 1) / grain;
-  const int64_t parts = std::min<int64_t>(units, size());
-  if (parts <= 1) return fn(0, n);
-  const auto job = [&](int index, int) {
-    if (index >= parts) return;
-    // Spread the units as evenly as possible over the parts.
-    const int64_t begin = units * index / parts * grain;
-    const int64_t end = std::min(n, units * (index + 1) / parts * grain);
+  const int64_t chunks = std::min<int64_t>({units, int64_t{kChunksPerThread} * size(), kMaxChunks});
+  if (workers_.empty() || chunks <= 1) return fn(0, n);
+  const auto chunk = [&](int64_t c) {
+    // Spread the units as evenly as possible over the chunks.
+    const int64_t begin = units * c / chunks * grain;
+    const int64_t end = std::min(n, units * (c + 1) / chunks * grain);
     if (begin < end) fn(begin, end);
   };
-  dispatch(job);
+  const FunctionRef<void(int64_t)> job(chunk);
+  std::lock_guard<std::mutex> guard(dispatch_mutex_);
+  chunk_job_ = &job;
+  chunks_done_.store(0, std::memory_order_relaxed);
+  const uint32_t generation = job_generation(job_word_.load()) + 1;
+  publish((uint64_t{generation} << 32) | (static_cast<uint64_t>(chunks) << 16));
+  run_chunks(generation);
+  // Every chunk is claimed now; wait for those other threads are running.
+  for (int spins = 0; chunks_done_.load(std::memory_order_acquire) != chunks; ++spins) pause_or_yield(spins);
+  chunk_job_ = nullptr;
 }
 
 int ThreadPool::physical_cores() {

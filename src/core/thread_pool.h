@@ -2,8 +2,14 @@
 //
 // Decoding one token runs a few hundred short parallel loops, so the cost of
 // starting a loop matters more than anything else here: workers spin briefly
-// on an atomic generation counter before sleeping, and the calling thread
-// takes a share of the work itself.
+// on an atomic job word before sleeping, and the calling thread takes a share
+// of the work itself.
+//
+// A parallel_for is cut into a few chunks per thread that threads claim as
+// they come. On a busy machine a worker may get its core only milliseconds
+// after a loop starts; the caller then runs the chunks itself and waits only
+// for chunks already claimed, never for a thread that has not shown up, so a
+// token's few hundred loops do not each cost a scheduler time slice.
 #pragma once
 
 #include <atomic>
@@ -46,14 +52,20 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // Calls fn(begin, end) over [0, n) split into at most size() contiguous
-  // ranges of whole multiples of `grain` (the last may be shorter), and
-  // returns when all are done. Runs inline when n is small or the pool has
-  // one thread. Not re-entrant: fn must not call parallel_for on this pool.
+  // Calls fn(begin, end) over [0, n) split into contiguous ranges of whole
+  // multiples of `grain` (the last may be shorter; at most kChunksPerThread
+  // × size() ranges), on whichever threads claim them, and returns when all
+  // are done. Runs inline when n is small or the pool has one thread. fn must
+  // not depend on which thread runs a range. Not re-entrant: fn must not call
+  // parallel_for on this pool.
   void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn);
 
-  // Calls fn(thread_index, thread_count) once on every thread of the pool.
+  // Calls fn(thread_index, thread_count) once on every thread of the pool,
+  // concurrently (waits for every worker: for measuring the machine, not for
+  // model work).
   void run_on_all(FunctionRef<void(int, int)> fn);
+
+  static constexpr int kChunksPerThread = 4;
 
   // The number of physical cores of this machine (not hyper-threads).
   static int physical_cores();
@@ -62,13 +74,23 @@ class ThreadPool {
   static ThreadPool& global(int threads = 0);
 
  private:
+  // The job word: generation (32 bits) | kind (1 bit) | chunk count (15
+  // bits) | next unclaimed chunk (16 bits). One atomic holds all four so that
+  // a worker that wakes late can never claim a chunk of a job that ended.
+  static constexpr uint64_t kAllKind = uint64_t{1} << 31;
+  static constexpr int64_t kMaxChunks = (1 << 15) - 1;
+  static uint32_t job_generation(uint64_t word) { return static_cast<uint32_t>(word >> 32); }
+
   void worker_loop(int index);
-  void dispatch(FunctionRef<void(int, int)> job);
+  void publish(uint64_t word);
+  void run_chunks(uint32_t generation);
 
   std::vector<std::thread> workers_;
-  const FunctionRef<void(int, int)>* job_ = nullptr;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  const FunctionRef<void(int, int)>* all_job_ = nullptr;  // run_on_all's fn
+  const FunctionRef<void(int64_t)>* chunk_job_ = nullptr;  // parallel_for's chunk
+  std::atomic<uint64_t> job_word_{0};
+  std::atomic<int64_t> chunks_done_{0};
+  std::atomic<int> pending_{0};  // workers yet to finish a run_on_all
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -151,13 +151,13 @@ void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* a
   const int64_t stride = 3 * hidden;
   const int64_t rows = batch.rows();
   const float scale = 1.0f / score_divisor;
-  // Work items are (head, row) pairs in head-major order, dealt round-robin:
-  // the threads go through one head's keys together while they are in
-  // cache, and the late queries of a long prompt, which see the most keys,
-  // are spread evenly.
-  pool.run_on_all([&](int thread, int threads) {
+  // Work items are (head, row) pairs in head-major order, in contiguous
+  // chunks claimed by the threads as they come: a chunk reads one or a few
+  // heads' keys while they are in cache, and a chunk of late queries (which
+  // see the most keys) does not hold up the others.
+  pool.parallel_for(rows * heads, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scores;
-    for (int64_t item = thread; item < rows * heads; item += threads) {
+    for (int64_t item = begin; item < end; ++item) {
       const int64_t h = item / rows, r = item % rows;
       const BatchLayout::Seq& seq = batch.seqs[static_cast<size_t>(batch.row_seq[r])];
       const int64_t pos = batch.positions[r];
