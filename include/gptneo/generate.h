@@ -402,8 +402,8 @@ struct ChatTemplate {
   // A JSON file with any of the fields above ("stop": a string or a list).
   static ChatTemplate load(const std::filesystem::path& file);
   std::string render(std::span<const ChatMessage> messages, bool add_generation_prompt = true) const;
-  // The reply's text as it is stored in the conversation (one leading space
-  // and trailing white space removed).
+  // The reply's text as it is stored in the conversation and shown (white
+  // space removed at both ends).
   static std::string clean_reply(std::string_view generated);
 };
 

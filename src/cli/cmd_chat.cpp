@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdlib>
 #include <cstdio>
@@ -141,13 +142,22 @@ void run_chat(const ChatArgs& args) {
     SequenceDecoder decoder(options, ctx, prompt, choice_seed(seed, turn));
     Logits logits = prefill(*model, cache, cached, prompt);
     g_interrupted = 0;
-    bool started = false;  // the reply's first space is not printed
-    auto print = [&](std::string piece) {
-      if (!started && !piece.empty()) {
-        if (piece.front() == ' ') piece.erase(0, 1);
-        started = !piece.empty();
+    // The reply is shown as it is stored (ChatTemplate::clean_reply): white
+    // space at its start is skipped, white space at its end held back until
+    // more text follows.
+    bool started = false;
+    std::string blank;
+    auto print = [&](const std::string& piece) {
+      for (char c : piece) {
+        if (std::isspace(static_cast<unsigned char>(c))) {
+          if (started) blank += c;
+          continue;
+        }
+        started = true;
+        std::fwrite(blank.data(), 1, blank.size(), stdout);
+        blank.clear();
+        std::fputc(c, stdout);
       }
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
     };
     while (!decoder.finished()) {

@@ -85,7 +85,7 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages, bool add
 }
 
 std::string ChatTemplate::clean_reply(std::string_view generated) {
-  if (!generated.empty() && generated.front() == ' ') generated.remove_prefix(1);
+  while (!generated.empty() && std::isspace(static_cast<unsigned char>(generated.front()))) generated.remove_prefix(1);
   while (!generated.empty() && std::isspace(static_cast<unsigned char>(generated.back()))) generated.remove_suffix(1);
   return std::string(generated);
 }
