@@ -303,6 +303,11 @@ TEST(PytorchBinSafety, AStorageShorterThanItsTensorNeedsIsAClearError) {
   path = write_bin(d, test::zip_archive({{"archive/data.pkl", test::torch_pickle(stride_past)},
                                          {"archive/data/0", float_bytes({1, 2, 3, 4})}}));
   expect_error([&] { PytorchBinFile f(path); }, {"tensor 'w'", "past the end of its storage"});
+  // An expanded view: 2^40 elements over one stored float.
+  const std::vector<TorchTensor> expanded = {{"w", "0", "FloatStorage", 1, 0, {1 << 20, 1 << 20}, {0, 0}}};
+  path = write_bin(d, test::zip_archive({{"archive/data.pkl", test::torch_pickle(expanded)},
+                                         {"archive/data/0", float_bytes({1})}}));
+  expect_error([&] { PytorchBinFile f(path); }, {"tensor 'w'", "overlapping"});
 }
 
 TEST(PytorchBinSafety, TruncatedArchivesAreClearErrors) {

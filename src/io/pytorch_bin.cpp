@@ -252,9 +252,19 @@ TensorView to_view(const std::string& name, const Tensor& t, const std::string& 
       throw Error(fmt::format("{}: tensor '{}' (shape {}, offset {}) reaches past the end of its storage '{}' of {} "
                               "elements: the file is corrupt",
                               where, name, v.shape_string(), t.offset, s.key, s.numel));
+    // More elements than the storage holds means overlapping ones (zero
+    // strides, as torch.expand makes): never a weight, and copying them out
+    // could take unbounded memory.
+    if (*numel > s.numel)
+      throw Error(fmt::format("{}: tensor '{}' (shape {}) has more elements than its storage '{}' ({}): "
+                              "overlapping (expanded) views are not supported",
+                              where, name, v.shape_string(), s.key, s.numel));
   }
   v.nbytes = static_cast<size_t>(*numel * elem);
-  if (is_contiguous(t)) {
+  if (*numel == 0) {
+    v.data = s.bytes.data;
+    v.keep_alive = s.bytes.keep_alive;
+  } else if (is_contiguous(t)) {
     v.data = s.bytes.data + t.offset * elem;
     v.keep_alive = s.bytes.keep_alive;
   } else {

@@ -193,6 +193,7 @@ TokenStream load_token_stream(const std::vector<fs::path>& paths, const Tokenize
           throw Error(fmt::format("token file {} holds id {}, outside the vocabulary of {}", path.string(), id,
                                   tok.vocab_size()));
       out.tokens.insert(out.tokens.end(), ids.begin(), ids.end());
+      out.documents += std::count(ids.begin(), ids.end(), tok.eos_id());
       ++out.cached_paths;
       continue;
     }
@@ -201,6 +202,7 @@ TokenStream load_token_stream(const std::vector<fs::path>& paths, const Tokenize
     const fs::path cache = token_cache_path(path);
     if (options.use_cache && read_token_file(cache, key, ids)) {
       out.tokens.insert(out.tokens.end(), ids.begin(), ids.end());
+      out.documents += std::count(ids.begin(), ids.end(), tok.eos_id());
       ++out.cached_paths;
       continue;
     }

@@ -27,7 +27,7 @@ namespace gptneo::training {
 
 struct TokenStream {
   std::vector<int32_t> tokens;
-  int64_t documents = 0;
+  int64_t documents = 0;      // <|endoftext|> markers (each document ends with one)
   int64_t skipped_files = 0;  // not UTF-8
   int64_t bytes = 0;          // of text read (0 when all came from caches)
   int64_t cached_paths = 0;   // paths whose ids came from a cache

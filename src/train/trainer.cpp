@@ -310,6 +310,7 @@ TrainResult Trainer::run() {
   std::vector<int32_t> tokens, targets;
   std::vector<int64_t> global_rows(static_cast<size_t>(o_.batch));
   fs::path last_saved;
+  std::string last_extra;
   while (state.step < end) {
     const auto t_step = Clock::now();
     const double lr = schedule.at(state.step);
@@ -354,12 +355,13 @@ TrainResult Trainer::run() {
     extra += fmt::format(" | lr {:.2e} | {:.0f} tok/s", lr, tps);
     log(line);
     if (comm_.is_root()) progress.update(state.step, extra);
+    last_extra = extra;
     if ((o_.save_every > 0 && state.step % o_.save_every == 0) || last_step) {
       if (comm_.is_root()) last_saved = training::save_checkpoint(o_.out, *model_, opt, state, save_spec);
       comm_.barrier();
     }
   }
-  if (comm_.is_root()) progress.finish();
+  if (comm_.is_root()) progress.finish(last_extra);
   result.steps = state.step;
   result.loss = state.loss;
   result.val_loss = state.val_loss;
