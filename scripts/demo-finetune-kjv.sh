@@ -21,8 +21,8 @@ mkdir -p "$work"
 # One verse per line, without the "Ge1:1" references.
 [[ -s "$work/kjv.txt" ]] || bible -f "Genesis 1:1-Revelation 22:21" | sed 's/^[^ ]* //' > "$work/kjv.txt"
 
-common=(--init models/neo-mini --data "$work/kjv.txt" --steps 100 --batch 8 --seq 256 --warmup 10
-        --eval-every 25 --eval-rows 64 --threads "${THREADS:-2}")
+common=(--init models/neo-mini --data "$work/kjv.txt" --steps 60 --batch 8 --seq 128 --warmup 6
+        --eval-every 20 --eval-rows 32 --threads "${THREADS:-2}")
 rm -rf "$work/full" "$work/lora"
 echo "== full fine-tuning =="
 time "$gptneo" train "${common[@]}" --out "$work/full" --lr 3e-4
@@ -33,7 +33,7 @@ echo "loss curves: $work/kjv-loss.svg"
 echo "== samples (greedy) =="
 "$gptneo" generate -q -p "And the LORD said unto Moses," -n 30 --greedy
 echo
-"$gptneo" generate -q -m "$work/full/step-100" -p "And the LORD said unto Moses," -n 30 --greedy
+"$gptneo" generate -q -m "$work/full/step-60" -p "And the LORD said unto Moses," -n 30 --greedy
 echo
-"$gptneo" generate -q --lora "$work/lora/step-100" -p "And the LORD said unto Moses," -n 30 --greedy
+"$gptneo" generate -q --lora "$work/lora/step-60" -p "And the LORD said unto Moses," -n 30 --greedy
 echo
