@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "core/whole_file.h"
 #include "gptneo/error.h"
 #include "io/quantized_weights.h"
 
@@ -104,14 +105,7 @@ std::vector<TokenId> parse_ids(const std::string& text) {
   return ids;
 }
 
-std::string read_text_file(const std::string& path) {
-  if (fs::is_directory(path)) throw Error(fmt::format("{} is a folder, not a file", path));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("cannot open {}", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string read_text_file(const std::string& path) { return read_whole_file(path); }
 
 void print_json(const nlohmann::json& j) {
   // Invalid UTF-8 in strings (never produced by design) is replaced, not fatal.

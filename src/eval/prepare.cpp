@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/whole_file.h"
 #include "eval/text.h"
 #include "gptneo/error.h"
 #include "gptneo/eval.h"
@@ -19,15 +20,6 @@ namespace {
 using nlohmann::json;
 using ordered = nlohmann::ordered_json;
 namespace fs = std::filesystem;
-
-std::string read_file(const fs::path& path) {
-  if (fs::is_directory(path)) throw Error(fmt::format("{} is a folder, not a file", path.string()));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("cannot open {}", path.string()));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::vector<std::string_view> split_lines(std::string_view text) {
   std::vector<std::string_view> lines;
@@ -46,7 +38,7 @@ std::vector<std::string_view> split_lines(std::string_view text) {
 // Calls fn(object, "FILE line N") for each non-blank line of a JSONL file.
 template <class Fn>
 void for_each_json_line(const fs::path& path, Fn&& fn) {
-  const std::string text = read_file(path);
+  const std::string text = read_whole_file(path);
   const auto lines = split_lines(text);
   for (size_t i = 0; i < lines.size(); ++i) {
     if (python_strip(lines[i]).empty()) continue;
@@ -161,7 +153,7 @@ void prepare_hellaswag(std::span<const fs::path> files, std::string& out) {
 
 void prepare_piqa(std::span<const fs::path> files, std::string& out) {
   need_files("piqa", files, 2, "valid.jsonl and valid-labels.lst");
-  const std::string labels_text = read_file(files[1]);
+  const std::string labels_text = read_whole_file(files[1]);
   std::vector<int64_t> labels;
   for (const auto line : split_lines(labels_text)) {
     const std::string_view l = python_strip(line);
@@ -202,7 +194,7 @@ void prepare_winogrande(std::span<const fs::path> files, std::string& out) {
 
 void prepare_wikitext(std::span<const fs::path> files, std::string& out) {
   need_files("wikitext", files, 1, "wiki.test.raw (wikitext-2-raw-v1)");
-  for (const std::string& page : wikitext_pages(read_file(files[0]))) {
+  for (const std::string& page : wikitext_pages(read_whole_file(files[0]))) {
     // The word and byte counts are those of the page before detokenization.
     emit(out, ordered{{"text", wikitext_detokenize(page)},
                       {"words", python_word_count(page)},
