@@ -11,6 +11,7 @@
 #include "gptneo/error.h"
 #include "kernels/kernel_set.h"
 #include "kernels/kernels.h"
+#include "kernels/quant_blocks.h"
 #include "kernels/reference.h"
 
 namespace gptneo {
@@ -56,14 +57,17 @@ TEST_P(KernelsIsa, LinearMatchesTheReferenceInEveryFormatOnOddSizes) {
   for (const WeightFormat f : {WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16, WeightFormat::Q8, WeightFormat::Q4})
     for (const int64_t k : {7, 32, 37, 100, 300, 544})
       for (const int64_t n : {1, 5, 17, 40})
-        for (const int64_t m : {1, 2, 3, 5, 8, 13, 20}) {
+        for (const int64_t m : {1, 2, 3, 5, 8, 13, 20, 31, 32, 45}) {
           SCOPED_TRACE(testing::Message() << weight_format_name(f) << " m=" << m << " k=" << k << " n=" << n);
           const Matrix w = convert_matrix(random_matrix(n, k, ++seed), f);
           const auto x = random_values(static_cast<size_t>(m * k), ++seed);
           const auto bias = random_values(static_cast<size_t>(n), ++seed);
           std::vector<float> got(static_cast<size_t>(m * n)), want(got.size());
           kernels::linear(x.data(), m, w, bias.data(), got.data(), pool);
-          reference::linear(x.data(), m, w, bias.data(), want.data());
+          if (is_quantized(f) && m < kernels::kQuantPanelMinRows)
+            reference::linear_int8(x.data(), m, w, bias.data(), want.data());
+          else
+            reference::linear(x.data(), m, w, bias.data(), want.data());
           // Float32 sums in another order: error grows with sqrt(k) at most.
           const double tol = 2e-6 * k;
           for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], tol) << "element " << i;
@@ -130,6 +134,96 @@ TEST_P(KernelsIsa, AttentionScoresAndValuesOverStridedRows) {
         ASSERT_NEAR(out[i], want, 1e-5 * n);
       }
     }
+}
+
+// The activation quantizer of every set gives the reference's integers and
+// scales bit for bit, so q8 / q4 results do not depend on the kernel set
+// beyond the order of float sums.
+TEST_P(KernelsIsa, ActivationQuantizationIsBitForBitTheReference) {
+  for (const int64_t k : {1, 31, 32, 33, 100, 2048}) {
+    SCOPED_TRACE(testing::Message() << "k=" << k);
+    auto x = random_values(static_cast<size_t>(k), 40 + k, 3.0f);
+    if (k > 40) {
+      for (int i = 32; i < 64; ++i) x[i] = 0.0f;       // an all-zero block: d = 0, no division by zero
+      x[5] = 127.5f / 127.0f * std::abs(x[6]) + 1e-3f;  // values on the rounding boundaries
+      x[70] = 1e-30f;                                   // a tiny scale
+    }
+    const int64_t nb = quant::blocks_per_row(k);
+    std::vector<quant::BlockAct> got(static_cast<size_t>(nb)), want(got.size());
+    kernels::active().quantize_act(x.data(), k, got.data());
+    quant::quantize_row_act(x.data(), k, want.data());
+    for (int64_t b = 0; b < nb; ++b) {
+      ASSERT_EQ(got[b].d, want[b].d) << "block " << b;
+      ASSERT_EQ(got[b].s, want[b].s) << "block " << b;
+      for (int i = 0; i < 32; ++i) ASSERT_EQ(got[b].q[i], want[b].q[i]) << "block " << b << " element " << i;
+    }
+  }
+}
+
+// In the SIMD sets each output is summed the same way whatever the tile it
+// falls in: below kernels::kQuantPanelMinRows rows, a row of a batch is bit
+// for bit that row computed alone, with any number of threads.
+TEST_P(KernelsIsa, QuantizedLinearGivesEachRowTheSameBitsAtEveryBatchSize) {
+  if (GetParam() == Isa::Scalar) GTEST_SKIP() << "the scalar set makes no such promise";
+  const int64_t k = 300, n = 37, m = 11;
+  static_assert(m < kernels::kQuantPanelMinRows);
+  const auto x = random_values(static_cast<size_t>(m * k), 61);
+  for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4}) {
+    SCOPED_TRACE(weight_format_name(f));
+    const Matrix w = convert_matrix(random_matrix(n, k, 62), f);
+    ThreadPool one(1), two(2);
+    std::vector<float> batch(static_cast<size_t>(m * n));
+    kernels::linear(x.data(), m, w, nullptr, batch.data(), two);
+    for (int64_t i = 0; i < m; ++i) {
+      std::vector<float> alone(static_cast<size_t>(n));
+      kernels::linear(x.data() + i * k, 1, w, nullptr, alone.data(), one);
+      for (int64_t j = 0; j < n; ++j) ASSERT_EQ(alone[j], batch[i * n + j]) << "row " << i << " column " << j;
+    }
+  }
+}
+
+// The integer path's only approximation is the activation's rounding: at
+// most half a step (d_x / 2) per value, so |y - y_float| <= sum over k of
+// |w_k| d_x(k) / 2, against the product with the same (dequantized) weights.
+TEST_P(KernelsIsa, QuantizedLinearIsWithinTheActivationRoundingOfTheFloatProduct) {
+  ThreadPool pool(2);
+  const int64_t k = 544, n = 19, m = 3;
+  const auto x = random_values(static_cast<size_t>(m * k), 71, 2.0f);
+  for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4}) {
+    SCOPED_TRACE(weight_format_name(f));
+    const Matrix w = convert_matrix(random_matrix(n, k, 72), f);
+    std::vector<float> y(static_cast<size_t>(m * n));
+    kernels::linear(x.data(), m, w, nullptr, y.data(), pool);
+    std::vector<quant::BlockAct> xq(static_cast<size_t>(quant::blocks_per_row(k)));
+    std::vector<float> row(static_cast<size_t>(k));
+    for (int64_t i = 0; i < m; ++i) {
+      quant::quantize_row_act(x.data() + i * k, k, xq.data());
+      for (int64_t j = 0; j < n; ++j) {
+        w.row_f32(j, row.data());
+        double exact = 0, bound = 1e-5;
+        for (int64_t c = 0; c < k; ++c) {
+          exact += double(x[i * k + c]) * row[c];
+          bound += std::abs(row[c]) * xq[c / 32].d * 0.5;
+        }
+        ASSERT_NEAR(y[i * n + j], exact, bound) << "row " << i << " column " << j;
+        ASSERT_GT(bound, 1e-3) << "the bound must not be vacuous";
+      }
+    }
+  }
+}
+
+// Files written by other tools may hold -128 in a q8 block (gptneo writes
+// -127..127); the sign trick of the SIMD sets must still multiply it right.
+TEST_P(KernelsIsa, Q8WeightOfMinus128IsMultipliedExactly) {
+  ThreadPool pool(1);
+  const int64_t k = 64;
+  Matrix w = convert_matrix(random_matrix(2, k, 81), WeightFormat::Q8);
+  auto* blocks = reinterpret_cast<quant::BlockQ8*>(const_cast<void*>(w.data));
+  for (int i = 0; i < 32; ++i) blocks[0].q[i] = -128, blocks[1].q[i] = static_cast<int8_t>(i % 2 ? -128 : 127);
+  std::vector<float> x(static_cast<size_t>(k), 1.0f), got(2), want(2);
+  kernels::linear(x.data(), 1, w, nullptr, got.data(), pool);
+  reference::linear_int8(x.data(), 1, w, nullptr, want.data());
+  for (int j = 0; j < 2; ++j) EXPECT_NEAR(got[j], want[j], 1e-5 * std::abs(want[j]) + 1e-6) << "row " << j;
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelsIsa, ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512),

@@ -65,7 +65,7 @@ class ThreadPool {
   // model work).
   void run_on_all(FunctionRef<void(int, int)> fn);
 
-  static constexpr int kChunksPerThread = 4;
+  static constexpr int kChunksPerThread = 16;
 
   // The number of physical cores of this machine (not hyper-threads).
   static int physical_cores();

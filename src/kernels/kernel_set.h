@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "gptneo/weight_format.h"
+#include "kernels/quant_blocks.h"
 
 namespace gptneo::kernels {
 
@@ -30,19 +31,26 @@ struct KernelSet {
   // Width in floats of the panels pack_panel writes and gemm_panel reads.
   int64_t panel_width;
 
-  // y[i * ldy + j] = dot(x row i, weight row j) for i < m, j < w.rows, the
-  // weights read directly (for few rows of x: decode). x rows are ldx apart
-  // and hold at least w.cols floats, zero-padded to a multiple of 32 when the
-  // format is quantized.
+  // Float weights (f32, f16, bf16): y[i * ldy + j] = dot(x row i, weight
+  // row j) for i < m, j < w.rows, the weights read directly (for few rows of
+  // x: decode). x rows are ldx apart.
   void (*gemm_direct)(const float* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy);
-  // Packs weight rows [0, w.rows) (at most panel_width), columns [k0, k0 + kc)
-  // as float32 into panel[k * panel_width + j] (missing rows as zeros). k0 and
-  // kc are multiples of 32 unless k0 + kc = w.cols.
+  // Packs weight rows [0, w.rows) (at most panel_width),
+  // columns [k0, k0 + kc) as float32 into panel[k * panel_width + j]
+  // (missing rows as zeros). k0 and kc are multiples of 32 unless
+  // k0 + kc = w.cols; kc <= 512.
   void (*pack_panel)(const WeightRows& w, int64_t k0, int64_t kc, float* panel);
   // y[i * ldy + j] (+)= sum over k < kc of x[i * ldx + k] * panel[k * pw + j]
   // for i < m, j < n (n <= panel_width); accumulate: add to y, else overwrite.
   void (*gemm_panel)(const float* x, int64_t ldx, int64_t m, const float* panel, int64_t kc, int64_t n, float* y,
                      int64_t ldy, bool accumulate);
+
+  // For q8 and q4 weights with few rows of x: activation rows are
+  // quantized to int8 blocks (bit for bit as quant::quantize_row_act), then
+  // y[i * ldy + j] = sum over blocks of quant::dot_block_act(weight block,
+  // x block), for i < m, j < w.rows; x rows are ldx blocks apart.
+  void (*quantize_act)(const float* x, int64_t cols, quant::BlockAct* out);
+  void (*gemm_quant)(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy);
 
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);

@@ -46,6 +46,11 @@ namespace kernels {
 
 // y[m, w.rows] = x[m, w.cols] · wᵀ (+ bias[w.rows] when bias != nullptr).
 // Split over threads by output columns (decode) or rows and columns (prefill).
+// q8 / q4 weights with fewer than kQuantPanelMinRows rows of x use integer
+// dot products: each x row is first quantized to int8 blocks of 32 (see
+// quant::BlockAct), as llama.cpp does; with more rows the weights are widened
+// to float32 and multiplied exactly, where that is faster (AVX2: measured).
+constexpr int64_t kQuantPanelMinRows = 32;
 void linear(const float* x, int64_t m, const Matrix& w, const float* bias, float* y, ThreadPool& pool);
 
 // y[r, :] = (x[r, :] - mean) / sqrt(var + eps) * gamma + beta for each of the

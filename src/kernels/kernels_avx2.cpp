@@ -68,6 +68,8 @@ struct S {
   static float f16_scalar(uint16_t h) { return _cvtsh_ss(h); }
 };
 
+#include "kernels/avx2_common.h"
+#include "kernels/int8_avx2.h"
 #include "kernels/simd_kernels.h"
 
 }  // namespace

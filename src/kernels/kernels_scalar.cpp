@@ -18,7 +18,8 @@ constexpr int kLanes = 8;
 constexpr int64_t kPanelWidth = 16;
 constexpr int64_t kChunk = 256;  // weights widened to float at a time
 
-// Columns [k0, k0 + n) of a weight row as floats.
+// Columns [k0, k0 + n) of a weight row as float32 (for quantized rows k0 is
+// a multiple of the block size).
 void widen(WeightFormat f, const uint8_t* row, int64_t k0, int64_t n, float* out) {
   switch (f) {
     case WeightFormat::F32:
@@ -69,6 +70,39 @@ void gemm_direct(const float* x, int64_t ldx, int64_t m, const WeightRows& w, fl
       else
         widen(w.format, row, k0, n, buf);
       for (int64_t i = 0; i < m; ++i) y[i * ldy + j] += dot_lanes(x + i * ldx + k0, wk, n);
+    }
+  }
+}
+
+// The integer dot products of the q8 / q4 kernels, one block at a time:
+// eight 32-bit partial sums as the SIMD sets keep them would change nothing
+// here (integer sums are exact), so a block is one integer sum.
+void gemm_quant(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
+  const int64_t nb = quant::blocks_per_row(w.cols);
+  const bool q4 = w.format == WeightFormat::Q4;
+  const size_t bb = quant::block_bytes(w.format);
+  for (int64_t j = 0; j < w.rows; ++j) {
+    const uint8_t* row = w.data + static_cast<size_t>(j) * w.row_bytes;
+    for (int64_t i = 0; i < m; ++i) {
+      float acc = 0.0f, msum = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        const quant::BlockAct& xb = x[i * ldx + b];
+        int32_t isum = 0;
+        uint16_t dh, mh = 0;
+        std::memcpy(&dh, row + b * bb, 2);
+        if (q4) {
+          quant::BlockQ4 blk;
+          std::memcpy(&blk, row + b * bb, sizeof blk);
+          mh = blk.m;
+          for (int k = 0; k < 16; ++k) isum += (blk.q[k] & 15) * xb.q[k] + (blk.q[k] >> 4) * xb.q[k + 16];
+        } else {
+          const auto* q = reinterpret_cast<const int8_t*>(row + b * bb + 2);
+          for (int k = 0; k < 32; ++k) isum += q[k] * xb.q[k];
+        }
+        acc += f16_to_f32(dh) * xb.d * static_cast<float>(isum);
+        if (q4) msum += f16_to_f32(mh) * xb.s;
+      }
+      y[i * ldy + j] = acc + msum;
     }
   }
 }
@@ -179,7 +213,7 @@ double fma_loop(int64_t iters) {
 
 const KernelSet& scalar_kernels() {
   static const KernelSet k = {"scalar", Isa::Scalar, kPanelWidth, gemm_direct,      pack_panel,
-                              gemm_panel, dot,       axpy,        add,              layer_norm_row,
+                              gemm_panel, quant::quantize_row_act, gemm_quant, dot,       axpy,        add,              layer_norm_row,
                               softmax,  gelu_tanh,   attention_scores, attention_values,
                               sum,      fma_loop};
   return k;

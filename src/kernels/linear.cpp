@@ -1,12 +1,18 @@
 // y = x · wᵀ + b, the product every projection of the model is made of.
 //
-// Two ways, both split over threads by blocks of weight rows (output
+// Three ways, all split over threads by blocks of weight rows (output
 // columns), so each thread streams its own share of the weights once:
-//  - few rows of x (decoding): the weights are read in their own format and
-//    widened in registers (gemm_direct); this is bound by memory bandwidth.
-//  - many rows (prompts): blocks of weights are widened once into float32
-//    panels that stay in cache and are reused by every row of x
-//    (pack_panel + gemm_panel); this is bound by arithmetic.
+//  - float weights, few rows of x (decoding): the weights are read in their
+//    own format and widened in registers (gemm_direct); bound by bandwidth.
+//  - q8 / q4 weights, few rows of x (decoding, small batches): each row of x
+//    is quantized to int8 blocks and multiplied with integer dot products
+//    (gemm_quant), a few instructions per 32 weights; bound by bandwidth.
+//    Each row gets the same bits whatever the number of rows below
+//    kQuantPanelMinRows.
+//  - many rows (prompts, any format): blocks of weights are widened once into
+//    float32 panels that stay in cache and are reused by every row of x
+//    (pack_panel + gemm_panel); bound by arithmetic, where float FMAs beat
+//    AVX2's integer products.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -19,12 +25,17 @@ namespace gptneo::kernels {
 
 namespace {
 
-// From this many rows of x on, packing the weights pays for itself.
+// From this many rows of x on, packing float weights pays for itself (for
+// q8 / q4 weights: kQuantPanelMinRows, kernels.h).
 constexpr int64_t kPackedMinRows = 8;
 // Columns of x and rows of a panel handled at a time: a panel of depth
 // kDepth stays in L1, and kRowBlock × kDepth floats of x in L2.
 constexpr int64_t kDepth = 256;
 constexpr int64_t kRowBlock = 96;
+// Quantized activations multiplied with a thread's weights at a time (fits L2).
+constexpr int64_t kActChunkBytes = 192 * 1024;
+// From this many values on, activation rows are quantized on all threads.
+constexpr int64_t kParallelQuantizeValues = 1 << 16;
 
 WeightRows rows_of(const Matrix& w, int64_t j0, int64_t j1) {
   return WeightRows{w.format, w.row(j0), w.row_bytes(), j1 - j0, w.cols};
@@ -35,50 +46,80 @@ void add_bias(const float* bias, int64_t m, int64_t n, int64_t j0, int64_t j1, f
     for (int64_t j = j0; j < j1; ++j) y[i * n + j] += bias[j];
 }
 
+// Asks for weight rows [j0, j1), columns [k0, k0 + kc) to be brought into
+// cache while the current panel is multiplied: the next panel's rows are
+// short runs far apart, which the hardware prefetcher does not foresee.
+void prefetch_segment(const Matrix& w, int64_t j0, int64_t j1, int64_t k0, int64_t kc) {
+  const size_t begin = quant::row_bytes(w.format, k0), bytes = quant::row_bytes(w.format, kc);
+  for (int64_t j = j0; j < j1; ++j) {
+    const uint8_t* p = w.row(j) + begin;
+    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 2);
+  }
+}
+
+// Each panel is packed once and multiplied with every row of x. Depth
+// blocks are the outer loop, so the block of x they read (m × kDepth floats)
+// stays in L2 while the thread's panels pass; y is summed over them in order
+// of k.
 void linear_packed(const KernelSet& ks, const float* x, int64_t m, const Matrix& w, float* y, int64_t j0,
                    int64_t j1) {
   thread_local std::vector<float> panel;
   const int64_t pw = ks.panel_width;
   panel.resize(static_cast<size_t>(pw * kDepth));
   const int64_t K = w.cols, N = w.rows;
-  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
-    const int64_t mi = std::min(kRowBlock, m - i0);
+  for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
+    const int64_t kc = std::min(kDepth, K - k0);
     for (int64_t jb = j0; jb < j1; jb += pw) {
       const int64_t n = std::min(pw, j1 - jb);
-      const WeightRows wr = rows_of(w, jb, jb + n);
-      for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
-        const int64_t kc = std::min(kDepth, K - k0);
-        ks.pack_panel(wr, k0, kc, panel.data());
+      ks.pack_panel(rows_of(w, jb, jb + n), k0, kc, panel.data());
+      if (jb + pw < j1) prefetch_segment(w, jb + pw, std::min(jb + 2 * pw, j1), k0, kc);
+      for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
+        const int64_t mi = std::min(kRowBlock, m - i0);
         ks.gemm_panel(x + i0 * K + k0, K, mi, panel.data(), kc, n, y + i0 * N + jb, N, k0 > 0);
       }
     }
   }
 }
 
+void linear_quantized(const KernelSet& ks, const float* x, int64_t m, const Matrix& w, const float* bias, float* y,
+                      ThreadPool& pool) {
+  const int64_t K = w.cols, N = w.rows, nb = quant::blocks_per_row(K);
+  thread_local std::vector<quant::BlockAct> xq;
+  xq.resize(static_cast<size_t>(m * nb));
+  quant::BlockAct* xqp = xq.data();
+  auto quantize_rows = [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) ks.quantize_act(x + i * K, K, xqp + i * nb);
+  };
+  if (m * K >= kParallelQuantizeValues)
+    pool.parallel_for(m, 1, quantize_rows);
+  else
+    quantize_rows(0, m);
+  // Activation rows in chunks that stay in L2 while a thread's weight rows
+  // are multiplied with them.
+  const int64_t chunk = std::max<int64_t>(4, kActChunkBytes / (nb * static_cast<int64_t>(sizeof(quant::BlockAct))));
+  pool.parallel_for(N, 16, [&](int64_t j0, int64_t j1) {
+    const WeightRows wr = rows_of(w, j0, j1);
+    for (int64_t i0 = 0; i0 < m; i0 += chunk)
+      ks.gemm_quant(xqp + i0 * nb, nb, std::min(chunk, m - i0), wr, y + i0 * N + j0, N);
+    if (bias) add_bias(bias, m, N, j0, j1, y);
+  });
+}
+
 }  // namespace
 
 void linear(const float* x, int64_t m, const Matrix& w, const float* bias, float* y, ThreadPool& pool) {
   const KernelSet& ks = active();
-  if (m >= kPackedMinRows) {
+  const bool quantized = is_quantized(w.format);
+  if (quantized && m < kQuantPanelMinRows) return linear_quantized(ks, x, m, w, bias, y, pool);
+  if (m >= (quantized ? kQuantPanelMinRows : kPackedMinRows)) {
     pool.parallel_for(w.rows, ks.panel_width, [&](int64_t j0, int64_t j1) {
       linear_packed(ks, x, m, w, y, j0, j1);
       if (bias) add_bias(bias, m, w.rows, j0, j1, y);
     });
     return;
   }
-  // The direct kernels read quantized rows in whole blocks of 32: a row of
-  // x whose length is not a multiple of 32 is zero-padded (tiny models only).
-  const float* xs = x;
-  int64_t ldx = w.cols;
-  thread_local std::vector<float> padded;
-  if (is_quantized(w.format) && w.cols % quant::kBlock != 0) {
-    ldx = quant::blocks_per_row(w.cols) * quant::kBlock;
-    padded.assign(static_cast<size_t>(m * ldx), 0.0f);
-    for (int64_t i = 0; i < m; ++i) std::memcpy(padded.data() + i * ldx, x + i * w.cols, w.cols * sizeof(float));
-    xs = padded.data();
-  }
   pool.parallel_for(w.rows, 16, [&](int64_t j0, int64_t j1) {
-    ks.gemm_direct(xs, ldx, m, rows_of(w, j0, j1), y + j0, w.rows);
+    ks.gemm_direct(x, w.cols, m, rows_of(w, j0, j1), y + j0, w.rows);
     if (bias) add_bias(bias, m, w.rows, j0, j1, y);
   });
 }

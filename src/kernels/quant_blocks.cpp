@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/dtype.h"
 
@@ -67,6 +68,45 @@ void quantize_row_q4(const float* x, int64_t cols, BlockQ4* out) {
     for (int i = 0; i < kBlock; ++i) q[i] = static_cast<uint8_t>(std::clamp(std::nearbyint((v[i] - m) * inv), 0.0f, 15.0f));
     for (int i = 0; i < 16; ++i) out[b].q[i] = static_cast<uint8_t>(q[i] | (q[i + 16] << 4));
   }
+}
+
+void quantize_row_act(const float* x, int64_t cols, BlockAct* out) {
+  for (int64_t b = 0; b < blocks_per_row(cols); ++b) {
+    float v[kBlock];
+    block_values(x, cols, b, v);
+    float amax = 0;
+    for (float f : v) amax = std::max(amax, std::abs(f));
+    // The SIMD versions compute exactly these float operations (one
+    // division, one multiplication per value, round to nearest even), so the
+    // integers are the same in every kernel set.
+    const float d = amax / 127.0f;
+    const float inv = d > 0 ? 1.0f / d : 0.0f;
+    int32_t sum = 0;
+    for (int i = 0; i < kBlock; ++i) {
+      // (A NaN, from a broken model, becomes -128 as cvtps2dq + saturating
+      // packs make it; finite values lie within ±127.)
+      const float r = std::nearbyint(v[i] * inv);
+      const auto q = std::isnan(r) ? -128 : static_cast<int32_t>(std::clamp(r, -128.0f, 127.0f));
+      out[b].q[i] = static_cast<int8_t>(q);
+      sum += q;
+    }
+    out[b].d = d;
+    out[b].s = d * static_cast<float>(sum);
+  }
+}
+
+double dot_block_act(WeightFormat f, const uint8_t* weight_block, const BlockAct& x) {
+  int64_t isum = 0;
+  if (f == WeightFormat::Q8) {
+    BlockQ8 w;
+    std::memcpy(&w, weight_block, sizeof w);
+    for (int i = 0; i < kBlock; ++i) isum += int64_t(w.q[i]) * x.q[i];
+    return double(f16_to_f32(w.d)) * x.d * double(isum);
+  }
+  BlockQ4 w;
+  std::memcpy(&w, weight_block, sizeof w);
+  for (int i = 0; i < 16; ++i) isum += int64_t(w.q[i] & 15) * x.q[i] + int64_t(w.q[i] >> 4) * x.q[i + 16];
+  return double(f16_to_f32(w.d)) * x.d * double(isum) + double(f16_to_f32(w.m)) * x.s;
 }
 
 void dequantize_row_q8(const BlockQ8* in, int64_t cols, float* out) {

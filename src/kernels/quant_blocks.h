@@ -33,6 +33,18 @@ struct BlockQ4 {
 static_assert(sizeof(BlockQ8) == 34 && alignof(BlockQ8) == 2);
 static_assert(sizeof(BlockQ4) == 20 && alignof(BlockQ4) == 2);
 
+// An activation row quantized for the integer dot products of the q8 / q4
+// kernels (the role of llama.cpp's q8_1, with float32 scales): blocks of 32
+// along the row, x[i] ≈ d * q[i], d = max|x| / 127, q rounded to nearest
+// (ties to even), and s = d * sum(q) for the minimum term of q4 weights.
+// Every kernel set quantizes bit for bit as quantize_row_act does.
+struct BlockAct {
+  float d;
+  float s;
+  int8_t q[32];
+};
+static_assert(sizeof(BlockAct) == 40 && offsetof(BlockAct, s) == 4);  // kernels read (d, s) as a pair
+
 inline int64_t blocks_per_row(int64_t cols) { return (cols + kBlock - 1) / kBlock; }
 // Bytes of one block of `f` (a quantized format).
 size_t block_bytes(WeightFormat f);
@@ -42,6 +54,14 @@ size_t row_bytes(WeightFormat f, int64_t cols);
 // Quantizes one row of `cols` floats into blocks_per_row(cols) blocks at `out`.
 void quantize_row_q8(const float* x, int64_t cols, BlockQ8* out);
 void quantize_row_q4(const float* x, int64_t cols, BlockQ4* out);
+// Quantizes one activation row of `cols` floats into blocks_per_row(cols)
+// blocks (the last zero-padded): the reference every kernel set matches.
+void quantize_row_act(const float* x, int64_t cols, BlockAct* out);
+// The integer dot product of one weight block (q8 or q4) with one
+// activation block, scaled: d_w d_x sum(q_w q_x) (+ m_w s_x for q4). The
+// reference the kernels' float sums are tested against.
+double dot_block_act(WeightFormat f, const uint8_t* weight_block, const BlockAct& x);
+
 // The float32 values of one quantized row (cols values; padding dropped).
 void dequantize_row_q8(const BlockQ8* in, int64_t cols, float* out);
 void dequantize_row_q4(const BlockQ4* in, int64_t cols, float* out);

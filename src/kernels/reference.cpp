@@ -1,10 +1,27 @@
 #include "kernels/reference.h"
 
+#include "kernels/quant_blocks.h"
+
 #include <cmath>
 #include <limits>
 #include <vector>
 
 namespace gptneo::reference {
+
+// Each block's integer dot product, scaled (quant::dot_block_act).
+void linear_int8(const float* x, int64_t m, const Matrix& w, const float* bias, float* y) {
+  const int64_t nb = quant::blocks_per_row(w.cols);
+  const size_t bb = quant::block_bytes(w.format);
+  std::vector<quant::BlockAct> xq(static_cast<size_t>(nb));
+  for (int64_t i = 0; i < m; ++i) {
+    quant::quantize_row_act(x + i * w.cols, w.cols, xq.data());
+    for (int64_t j = 0; j < w.rows; ++j) {
+      double acc = bias ? bias[j] : 0.0;
+      for (int64_t b = 0; b < nb; ++b) acc += quant::dot_block_act(w.format, w.row(j) + b * bb, xq[b]);
+      y[i * w.rows + j] = static_cast<float>(acc);
+    }
+  }
+}
 
 void linear(const float* x, int64_t m, const Matrix& w, const float* bias, float* y) {
   std::vector<float> row(static_cast<size_t>(w.cols));

@@ -13,7 +13,9 @@
 // (L int8 as floats), q4_lo(p) / q4_hi(p) (the low / high nibbles of L bytes
 // as floats), f16_scalar(h).
 //
-// Requires: <cmath>, <limits>, kernels/kernel_set.h, kernels/quant_blocks.h.
+// Requires: <cmath>, <limits>, kernels/kernel_set.h, kernels/quant_blocks.h, and
+// included before: kernels/avx2_common.h (transpose_8x8) and
+// kernels/int8_avx2.h (quantize_act, gemm_quant for q8 / q4 weights).
 
 using V = typename S::V;
 constexpr int L = S::L;
@@ -130,7 +132,7 @@ inline void direct_tile(const float* x, int64_t ldx, const WeightRows& w, int64_
       }
     }
   }
-  // Float formats may end in a partial block, summed here one by one.
+  // A partial last block, summed one by one.
   for (int r = 0; r < MR; ++r)
     for (int c = 0; c < NR; ++c) {
       float sum = S::hsum(acc[r][c]);
@@ -154,9 +156,8 @@ inline void direct_rows(const float* x, int64_t ldx, int64_t m, const WeightRows
 
 template <class W>
 void gemm_direct_fmt(const float* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
-  // Quantized rows are whole blocks (x is zero-padded to match); float rows
-  // may end in a partial one.
-  const int64_t steps = quantized(w.format) ? blocks_of(w.cols) : w.cols / 32;
+  // Whole blocks of 32 in vectors; a partial last block one by one.
+  const int64_t steps = w.cols / 32;
   int64_t j = 0;
   // One row of x: four weight rows at a time, for four independent sums.
   // Several rows of x: two weight rows, each reused by up to four x rows.
@@ -173,8 +174,8 @@ void gemm_direct(const float* x, int64_t ldx, int64_t m, const WeightRows& w, fl
     case WeightFormat::F32: return gemm_direct_fmt<F32W>(x, ldx, m, w, y, ldy);
     case WeightFormat::F16: return gemm_direct_fmt<F16W>(x, ldx, m, w, y, ldy);
     case WeightFormat::BF16: return gemm_direct_fmt<BF16W>(x, ldx, m, w, y, ldy);
-    case WeightFormat::Q8: return gemm_direct_fmt<Q8W>(x, ldx, m, w, y, ldy);
-    case WeightFormat::Q4: return gemm_direct_fmt<Q4W>(x, ldx, m, w, y, ldy);
+    case WeightFormat::Q8:
+    case WeightFormat::Q4: return;  // gemm_quant multiplies them
   }
 }
 
@@ -197,17 +198,31 @@ inline void dequantize_segment(const uint8_t* row, int64_t cols, int64_t k0, int
   for (int64_t k = full * 32; k < n; ++k) out[k] = W::scalar(row, k0 + k);
 }
 
+// The panel is the transpose of kPanelWidth weight rows: those rows are
+// widened into a row-major float block (float32 rows are read in place),
+// then transposed 8 × 8 at a time.
 template <class W>
 void pack_panel_fmt(const WeightRows& w, int64_t k0, int64_t kc, float* panel) {
-  alignas(64) float seg[kMaxPanelDepth];
-  for (int64_t j = 0; j < kPanelWidth; ++j) {
-    if (j < w.rows) {
-      dequantize_segment<W>(w.data + static_cast<size_t>(j) * w.row_bytes, w.cols, k0, kc, seg);
-      for (int64_t k = 0; k < kc; ++k) panel[k * kPanelWidth + j] = seg[k];
-    } else {
-      for (int64_t k = 0; k < kc; ++k) panel[k * kPanelWidth + j] = 0.0f;
+  alignas(64) float seg[kPanelWidth * kMaxPanelDepth];
+  const float* src = seg;
+  int64_t lds = kMaxPanelDepth;
+  if (W::kFormat == WeightFormat::F32 && w.rows == kPanelWidth) {
+    src = reinterpret_cast<const float*>(w.data) + k0;
+    lds = static_cast<int64_t>(w.row_bytes / sizeof(float));
+  } else {
+    for (int64_t j = 0; j < kPanelWidth; ++j) {
+      float* out = seg + j * kMaxPanelDepth;
+      if (j < w.rows)
+        dequantize_segment<W>(w.data + static_cast<size_t>(j) * w.row_bytes, w.cols, k0, kc, out);
+      else
+        for (int64_t k = 0; k < kc; ++k) out[k] = 0.0f;
     }
   }
+  const int64_t kc8 = kc / 8 * 8;
+  for (int64_t j = 0; j < kPanelWidth; j += 8)
+    for (int64_t k = 0; k < kc8; k += 8) transpose_8x8(src + j * lds + k, lds, panel + k * kPanelWidth + j, kPanelWidth);
+  for (int64_t k = kc8; k < kc; ++k)
+    for (int64_t j = 0; j < kPanelWidth; ++j) panel[k * kPanelWidth + j] = src[j * lds + k];
 }
 
 void pack_panel(const WeightRows& w, int64_t k0, int64_t kc, float* panel) {
@@ -227,6 +242,7 @@ inline void panel_tile(const float* x, int64_t ldx, const float* panel, int64_t 
                        int64_t ldy, bool accumulate) {
   V acc[MR][2];
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = S::zero();
+#pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     const V w0 = S::load(panel + k * kPanelWidth), w1 = S::load(panel + k * kPanelWidth + L);
     for (int r = 0; r < MR; ++r) {
@@ -472,6 +488,7 @@ double fma_loop(int64_t iters) {
 
 const KernelSet kTable = {
     S::kName,   S::kIsa,        kPanelWidth, gemm_direct,    pack_panel,       gemm_panel,
+    quantize_act, gemm_quant,
     dot,        axpy,           add,         layer_norm_row, softmax,          gelu_tanh,
     attention_scores, attention_values, sum, fma_loop,
 };
