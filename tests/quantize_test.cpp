@@ -3,6 +3,8 @@
 // model within the limits of the issue (+0.2 % bf16, +0.5 % q8, +5 % q4).
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "core/thread_pool.h"
@@ -93,6 +95,58 @@ TEST(QuantizePerplexity, SmallerFormatsStayWithinTheirLimits) {
     SCOPED_TRACE(weight_format_name(c.format) + (c.from_folder ? " (quantized folder)" : " (converted at load)"));
     EXPECT_LT(p / f32 - 1, c.limit) << "perplexity " << p << " vs f32 " << f32;
     EXPECT_NE(p, f32) << "the weights were not in the smaller format";
+  }
+}
+
+// Perplexity of the first n tokens of the validation text, either with one
+// token per forward pass as generation runs (for q8 / q4 the integer path:
+// activations quantized to int8 per block) or in one pass (float32 panels).
+double first_tokens_perplexity(Model& model, int64_t n, bool one_at_a_time) {
+  const Tokenizer tok = Tokenizer::load(test::neo_trained_dir());
+  auto tokens = tok.encode(test::read_file(test::data_dir() / "corpus-val.txt"));
+  tokens.resize(static_cast<size_t>(n));
+  KVCache cache = model.new_cache(n);
+  Logits logits;
+  if (one_at_a_time) {
+    logits.vocab = model.config().vocab_size;
+    for (int64_t i = 0; i + 1 < n; ++i) {
+      const SequenceChunk chunk{&cache, std::span<const TokenId>(&tokens[i], 1)};
+      const Logits one = model.forward(std::span<const SequenceChunk>(&chunk, 1));
+      logits.data.insert(logits.data.end(), one.data.begin(), one.data.end());
+    }
+  } else {
+    const SequenceChunk chunk{&cache, std::span<const TokenId>(tokens.data(), tokens.size() - 1), true};
+    logits = model.forward(std::span<const SequenceChunk>(&chunk, 1));
+  }
+  double nll = 0;
+  for (int64_t i = 0; i + 1 < n; ++i) {
+    const float* row = logits.data.data() + i * logits.vocab;
+    double mx = row[0], sum = 0;
+    for (int64_t v = 1; v < logits.vocab; ++v) mx = std::max<double>(mx, row[v]);
+    for (int64_t v = 0; v < logits.vocab; ++v) sum += std::exp(row[v] - mx);
+    nll += mx + std::log(sum) - row[tokens[i + 1]];
+  }
+  return std::exp(nll / static_cast<double>(n - 1));
+}
+
+// The int8 activations of the decode path cost next to nothing on top of
+// the weights' own rounding: one token at a time against the same weights
+// in one pass, and against float32.
+TEST(QuantizePerplexity, IntegerDecodePathAddsLittleToTheWeightsError) {
+  constexpr int64_t kTokens = 200;
+  const double f32 = first_tokens_perplexity(*Model::load(test::neo_trained_dir()), kTokens, true);
+  for (const WeightFormat format : {WeightFormat::Q8, WeightFormat::Q4}) {
+    const auto model = Model::load(quantized_dir(format));
+    const double decode = first_tokens_perplexity(*model, kTokens, true);
+    const double pass = first_tokens_perplexity(*model, kTokens, false);
+    SCOPED_TRACE(weight_format_name(format));
+    std::printf("[ decode path ] %s: %.4f one token at a time, %.4f in one pass, f32 %.4f\n",
+                weight_format_name(format).c_str(), decode, pass, f32);
+    EXPECT_NE(decode, pass) << "the one-token passes did not take the integer path";
+    EXPECT_LT(std::abs(decode / pass - 1), 0.005) << "int8 activations: " << decode << " vs " << pass;
+    // (q4's own rounding on these 200 tokens is measured by the test above
+    // on a whole window.)
+    if (format == WeightFormat::Q8) EXPECT_LT(std::abs(decode / f32 - 1), 0.005) << decode << " vs f32 " << f32;
   }
 }
 
