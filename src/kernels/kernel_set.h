@@ -28,8 +28,10 @@ struct WeightRows {
 struct KernelSet {
   const char* name;
   Isa isa;
-  // Width in floats of the panels pack_panel writes and gemm_panel reads.
+  // Width in floats of the panels pack_panel writes and gemm_panel reads,
+  // and the rows of x in one tile of the packed x gemm_panel reads.
   int64_t panel_width;
+  int64_t panel_rows;
 
   // Float weights (f32, f16, bf16): y[i * ldy + j] = dot(x row i, weight
   // row j) for i < m, j < w.rows, the weights read directly (for few rows of
@@ -40,10 +42,12 @@ struct KernelSet {
   // (missing rows as zeros). k0 and kc are multiples of 32 unless
   // k0 + kc = w.cols; kc <= 512.
   void (*pack_panel)(const WeightRows& w, int64_t k0, int64_t kc, float* panel);
-  // y[i * ldy + j] (+)= sum over k < kc of x[i * ldx + k] * panel[k * pw + j]
-  // for i < m, j < n (n <= panel_width); accumulate: add to y, else overwrite.
-  void (*gemm_panel)(const float* x, int64_t ldx, int64_t m, const float* panel, int64_t kc, int64_t n, float* y,
-                     int64_t ldy, bool accumulate);
+  // y[i * ldy + j] (+)= sum over k < kc of x(i, k) * panel[k * pw + j] for
+  // i < m, j < n (n <= panel_width); accumulate: add to y, else overwrite.
+  // x is packed in tiles of panel_rows rows (the last zero-padded), tile t
+  // holding x(t * panel_rows + r, k) at xp[(t * kc + k) * panel_rows + r].
+  void (*gemm_panel)(const float* xp, int64_t m, const float* panel, int64_t kc, int64_t n, float* y, int64_t ldy,
+                     bool accumulate);
 
   // For q8 and q4 weights with few rows of x: activation rows are
   // quantized to int8 blocks (bit for bit as quant::quantize_row_act), then

@@ -16,6 +16,7 @@ namespace {
 
 constexpr int kLanes = 8;
 constexpr int64_t kPanelWidth = 16;
+constexpr int64_t kPanelRows = 4;
 constexpr int64_t kChunk = 256;  // weights widened to float at a time
 
 // Columns [k0, k0 + n) of a weight row as float32 (for quantized rows k0 is
@@ -121,12 +122,13 @@ void pack_panel(const WeightRows& w, int64_t k0, int64_t kc, float* panel) {
   }
 }
 
-void gemm_panel(const float* x, int64_t ldx, int64_t m, const float* panel, int64_t kc, int64_t n, float* y,
-                int64_t ldy, bool accumulate) {
+void gemm_panel(const float* xp, int64_t m, const float* panel, int64_t kc, int64_t n, float* y, int64_t ldy,
+                bool accumulate) {
   for (int64_t i = 0; i < m; ++i) {
+    const float* xt = xp + (i / kPanelRows) * kc * kPanelRows + i % kPanelRows;
     float acc[kPanelWidth] = {};
     for (int64_t k = 0; k < kc; ++k) {
-      const float xv = x[i * ldx + k];
+      const float xv = xt[k * kPanelRows];
       for (int64_t j = 0; j < kPanelWidth; ++j) acc[j] += xv * panel[k * kPanelWidth + j];
     }
     for (int64_t j = 0; j < n; ++j) y[i * ldy + j] = accumulate ? y[i * ldy + j] + acc[j] : acc[j];
@@ -212,7 +214,7 @@ double fma_loop(int64_t iters) {
 }  // namespace
 
 const KernelSet& scalar_kernels() {
-  static const KernelSet k = {"scalar", Isa::Scalar, kPanelWidth, gemm_direct,      pack_panel,
+  static const KernelSet k = {"scalar", Isa::Scalar, kPanelWidth, kPanelRows, gemm_direct,      pack_panel,
                               gemm_panel, quant::quantize_row_act, gemm_quant, dot,       axpy,        add,              layer_norm_row,
                               softmax,  gelu_tanh,   attention_scores, attention_values,
                               sum,      fma_loop};

@@ -29,7 +29,8 @@ namespace {
 // q8 / q4 weights: kQuantPanelMinRows, kernels.h).
 constexpr int64_t kPackedMinRows = 8;
 // Columns of x and rows of a panel handled at a time: a panel of depth
-// kDepth stays in L1, and kRowBlock × kDepth floats of x in L2.
+// kDepth stays in L1, and kRowBlock × kDepth floats of x in L2 (kRowBlock is
+// a multiple of every kernel set's panel_rows: 4, 6, 12).
 constexpr int64_t kDepth = 256;
 constexpr int64_t kRowBlock = 96;
 // Quantized activations multiplied with a thread's weights at a time (fits L2).
@@ -57,25 +58,44 @@ void prefetch_segment(const Matrix& w, int64_t j0, int64_t j1, int64_t k0, int64
   }
 }
 
+// x in the layout gemm_panel reads: for each depth block of kDepth columns
+// (at T · mr · k0), tiles of mr rows (the last zero-padded), column by column.
+void pack_rows(const float* x, int64_t m, int64_t K, int64_t mr, float* xp, ThreadPool& pool) {
+  const int64_t tiles = (m + mr - 1) / mr;
+  pool.parallel_for(tiles, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
+      const int64_t kc = std::min(kDepth, K - k0);
+      for (int64_t t = t0; t < t1; ++t) {
+        float* tile = xp + tiles * mr * k0 + t * kc * mr;
+        for (int64_t r = 0; r < mr; ++r) {
+          const int64_t i = t * mr + r;
+          for (int64_t k = 0; k < kc; ++k) tile[k * mr + r] = i < m ? x[i * K + k0 + k] : 0.0f;
+        }
+      }
+    }
+  });
+}
+
 // Each panel is packed once and multiplied with every row of x. Depth
-// blocks are the outer loop, so the block of x they read (m × kDepth floats)
-// stays in L2 while the thread's panels pass; y is summed over them in order
-// of k.
-void linear_packed(const KernelSet& ks, const float* x, int64_t m, const Matrix& w, float* y, int64_t j0,
+// blocks are the outer loop, so the block of packed x they read (m × kDepth
+// floats) stays in L2 while the thread's panels pass; y is summed over them
+// in order of k.
+void linear_packed(const KernelSet& ks, const float* xp, int64_t m, const Matrix& w, float* y, int64_t j0,
                    int64_t j1) {
   thread_local std::vector<float> panel;
-  const int64_t pw = ks.panel_width;
+  const int64_t pw = ks.panel_width, mr = ks.panel_rows, tiles = (m + mr - 1) / mr;
   panel.resize(static_cast<size_t>(pw * kDepth));
   const int64_t K = w.cols, N = w.rows;
   for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
     const int64_t kc = std::min(kDepth, K - k0);
+    const float* block = xp + tiles * mr * k0;
     for (int64_t jb = j0; jb < j1; jb += pw) {
       const int64_t n = std::min(pw, j1 - jb);
       ks.pack_panel(rows_of(w, jb, jb + n), k0, kc, panel.data());
       if (jb + pw < j1) prefetch_segment(w, jb + pw, std::min(jb + 2 * pw, j1), k0, kc);
       for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
         const int64_t mi = std::min(kRowBlock, m - i0);
-        ks.gemm_panel(x + i0 * K + k0, K, mi, panel.data(), kc, n, y + i0 * N + jb, N, k0 > 0);
+        ks.gemm_panel(block + (i0 / mr) * kc * mr, mi, panel.data(), kc, n, y + i0 * N + jb, N, k0 > 0);
       }
     }
   }
@@ -112,8 +132,15 @@ void linear(const float* x, int64_t m, const Matrix& w, const float* bias, float
   const bool quantized = is_quantized(w.format);
   if (quantized && m < kQuantPanelMinRows) return linear_quantized(ks, x, m, w, bias, y, pool);
   if (m >= (quantized ? kQuantPanelMinRows : kPackedMinRows)) {
+    // (The workers get a pointer: in their code the name `packed` would be
+    // their own thread_local.)
+    thread_local std::vector<float> packed;
+    const int64_t mr = ks.panel_rows;
+    packed.resize(static_cast<size_t>((m + mr - 1) / mr * mr * w.cols));
+    float* xp = packed.data();
+    pack_rows(x, m, w.cols, mr, xp, pool);
     pool.parallel_for(w.rows, ks.panel_width, [&](int64_t j0, int64_t j1) {
-      linear_packed(ks, x, m, w, y, j0, j1);
+      linear_packed(ks, xp, m, w, y, j0, j1);
       if (bias) add_bias(bias, m, w.rows, j0, j1, y);
     });
     return;
