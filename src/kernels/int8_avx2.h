@@ -143,11 +143,15 @@ inline void quant_tile(const quant::BlockAct* x, int64_t ldx, const WeightRows& 
                                 : _mm256_broadcast_ss(&xb.d);
       const __m256 scale = _mm256_mul_ps(wscale, xscale);
       if constexpr (kQ4) mins[r] = _mm256_add_ps(mins[r], scale);
+      // Each pair's d_w d_x is broadcast from memory (a load, not a shuffle
+      // with an index register: with MR × NR accumulators live, registers
+      // are what runs out).
+      alignas(32) float sc[8];
+      _mm256_store_ps(sc, scale);
       for (int c = 0; c < NR; ++c) {
         const __m256i sx = kQ4 ? xq : _mm256_sign_epi8(xq, sign[c]);
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u[c], sx), ones);
-        const __m256 d = _mm256_permutevar8x32_ps(scale, _mm256_set1_epi32(kQ4 ? 2 * c : c));
-        acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc[r][c]);
+        acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&sc[kQ4 ? 2 * c : c]), acc[r][c]);
       }
     }
   }
