@@ -1,10 +1,3 @@
-
-
-
-
-
-
-
 // Integer dot products for q8 and q4 weights, with AVX2 instructions on
 // 256-bit vectors: included (inside their own namespaces) by both
 // kernels_avx2.cpp and kernels_avx512.cpp, so the AVX-512 set runs exactly
@@ -23,7 +16,8 @@
 //
 // Each (weight row, activation row) pair is summed in its own vector in
 // block order, whatever the tile it is computed in, so a row of y is bit for
-// bit the same at every batch size and thread count.
+// bit the same at every batch size and thread count (kernels::linear uses
+// this path below kQuantPanelMinRows rows).
 //
 // Requires: <immintrin.h>, kernels/kernel_set.h, kernels/quant_blocks.h,
 // kernels/avx2_common.h.
