@@ -128,7 +128,13 @@ const TensorView& Checkpoint::get(const std::string& name, const std::vector<int
     if (static_cast<size_t>(v.numel()) > synthetic_count_)
       throw Error(fmt::format("synthetic tensor '{}' {} is larger than the {} values provided", name,
                               v.shape_string(), synthetic_count_));
-    v.data = reinterpret_cast<const uint8_t*>(synthetic_.get());
+    // Each tensor starts at its own place in the values (chosen from its
+    // name), so that layers do not hold the same bytes: a benchmark should
+    // read as many distinct bytes as a real model has.
+    uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (const char c : name) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    const size_t offset = static_cast<size_t>(h % (synthetic_count_ - static_cast<size_t>(v.numel()) + 1));
+    v.data = reinterpret_cast<const uint8_t*>(synthetic_.get() + offset);
     v.nbytes = static_cast<size_t>(v.numel()) * sizeof(float);
     v.keep_alive = std::shared_ptr<const void>(synthetic_, synthetic_.get());
     return synthetic_views_.insert_or_assign(name, std::move(v)).first->second;

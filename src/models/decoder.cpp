@@ -60,7 +60,8 @@ std::unique_ptr<Model> Model::random(const ModelConfig& config, const LoadOption
   const Architecture* arch = find_architecture(config.model_type);
   if (!arch) throw Error(fmt::format("unsupported model_type \"{}\"", config.model_type));
   // Every tensor is a view of one buffer of small uniform values, as large as
-  // the largest matrix; the model copies what it keeps.
+  // the largest matrix, starting at an offset of its own (Checkpoint::synthetic);
+  // the model copies what it keeps.
   const int64_t longest = std::max({config.vocab_size, config.max_positions, config.intermediate_size, 4 * config.hidden_size});
   const auto count = static_cast<size_t>(longest * config.hidden_size);
   std::shared_ptr<float[]> values(new float[count]);
