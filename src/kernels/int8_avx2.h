@@ -19,8 +19,8 @@
 // bit the same at every batch size and thread count (kernels::linear uses
 // this path below kQuantPanelMinRows rows).
 //
-// Requires: <immintrin.h>, kernels/kernel_set.h, kernels/quant_blocks.h,
-// kernels/avx2_common.h.
+// Requires: <immintrin.h>, <utility>, kernels/kernel_set.h,
+// kernels/quant_blocks.h, kernels/avx2_common.h.
 
 inline int64_t act_blocks(int64_t cols) { return (cols + 31) / 32; }
 
@@ -77,6 +77,21 @@ inline __m256i unsigned_weights(const uint8_t* row, int64_t b) {
   }
 }
 
+// Scale(s) of block b of one row into lane C of h (C must be a constant:
+// the insert instructions take it as an immediate).
+template <bool kQ4, int C>
+inline __m128i insert_scales(__m128i h, const uint8_t* row, int64_t b) {
+  if constexpr (kQ4) {
+    uint32_t dm;
+    __builtin_memcpy(&dm, row + b * sizeof(quant::BlockQ4), 4);
+    return _mm_insert_epi32(h, static_cast<int>(dm), C);
+  } else {
+    uint16_t d;
+    __builtin_memcpy(&d, row + b * sizeof(quant::BlockQ8), 2);
+    return _mm_insert_epi16(h, d, C);
+  }
+}
+
 // The float scales of block b of NR rows, converted together (one
 // vcvtph2ps): q8 lanes [d0, d1, ...]; q4 lanes [d0, m0, d1, m1, ...] (d and
 // m are the block's first four bytes).
@@ -84,17 +99,9 @@ template <bool kQ4, int NR>
 inline __m256 weight_scales(const uint8_t* const* rows, int64_t b) {
   static_assert(NR <= 4);
   __m128i h = _mm_setzero_si128();
-  for (int c = 0; c < NR; ++c) {
-    if constexpr (kQ4) {
-      uint32_t dm;
-      __builtin_memcpy(&dm, rows[c] + b * sizeof(quant::BlockQ4), 4);
-      h = _mm_insert_epi32(h, static_cast<int>(dm), c);
-    } else {
-      uint16_t d;
-      __builtin_memcpy(&d, rows[c] + b * sizeof(quant::BlockQ8), 2);
-      h = _mm_insert_epi16(h, d, c);
-    }
-  }
+  [&]<int... C>(std::integer_sequence<int, C...>) {
+    ((h = insert_scales<kQ4, C>(h, rows[C], b)), ...);
+  }(std::make_integer_sequence<int, NR>{});
   return _mm256_cvtph_ps(h);
 }
 

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 #include "kernels/kernel_set.h"
 #include "kernels/quant_blocks.h"
