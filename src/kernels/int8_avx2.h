@@ -113,13 +113,16 @@ inline __m256 weight_scales(const uint8_t* const* rows, int64_t b) {
 template <bool kQ4, int MR, int NR>
 inline void quant_tile(const quant::BlockAct* x, int64_t ldx, const WeightRows& w, int64_t j, float* y,
                        int64_t ldy) {
+  // Weight rows in groups of up to 4, whose scales one conversion handles.
+  constexpr int NG = NR < 4 ? NR : 4, G = NR / NG;
+  static_assert(NR % NG == 0);
   const int64_t nb = act_blocks(w.cols);
   const __m256i ones = _mm256_set1_epi16(1);
   const uint8_t* rows[NR];
   for (int c = 0; c < NR; ++c) rows[c] = w.data + static_cast<size_t>(j + c) * w.row_bytes;
-  __m256 acc[MR][NR], mins[MR];
+  __m256 acc[MR][NR], mins[MR][G];
   for (int r = 0; r < MR; ++r) {
-    mins[r] = _mm256_setzero_ps();
+    for (int g = 0; g < G; ++g) mins[r][g] = _mm256_setzero_ps();
     for (int c = 0; c < NR; ++c) acc[r][c] = _mm256_setzero_ps();
   }
   constexpr int64_t kBlockBytes = kQ4 ? sizeof(quant::BlockQ4) : sizeof(quant::BlockQ8);
@@ -130,7 +133,8 @@ inline void quant_tile(const quant::BlockAct* x, int64_t ldx, const WeightRows& 
   for (int64_t b = 0; b < nb; ++b) {
     for (int c = 0; c < NR; ++c)
       _mm_prefetch(reinterpret_cast<const char*>(rows[c] + ahead + b * kBlockBytes), _MM_HINT_T0);
-    const __m256 wscale = weight_scales<kQ4, NR>(rows, b);
+    __m256 wscale[G];
+    for (int g = 0; g < G; ++g) wscale[g] = weight_scales<kQ4, NG>(rows + g * NG, b);
     __m256i u[NR], sign[NR];
     for (int c = 0; c < NR; ++c) {
       if constexpr (!kQ4) sign[c] = signs_q8(rows[c], b);
@@ -139,27 +143,31 @@ inline void quant_tile(const quant::BlockAct* x, int64_t ldx, const WeightRows& 
     for (int r = 0; r < MR; ++r) {
       const quant::BlockAct& xb = x[r * ldx + b];
       const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.q));
-      // [d_x, s_x] pairs (q4) or d_x (q8) in every lane, times the weight scales.
+      // [d_x, s_x] pairs (q4) or d_x (q8) in every lane, times the weight
+      // scales; each pair's d_w d_x is then broadcast from memory (a load,
+      // not a shuffle with an index register: with MR × NR accumulators
+      // live, registers are what runs out).
       const __m256 xscale = kQ4 ? _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(&xb.d)))
                                 : _mm256_broadcast_ss(&xb.d);
-      const __m256 scale = _mm256_mul_ps(wscale, xscale);
-      if constexpr (kQ4) mins[r] = _mm256_add_ps(mins[r], scale);
-      // Each pair's d_w d_x is broadcast from memory (a load, not a shuffle
-      // with an index register: with MR × NR accumulators live, registers
-      // are what runs out).
-      alignas(32) float sc[8];
-      _mm256_store_ps(sc, scale);
+      alignas(32) float sc[8 * G];
+      for (int g = 0; g < G; ++g) {
+        const __m256 scale = _mm256_mul_ps(wscale[g], xscale);
+        if constexpr (kQ4) mins[r][g] = _mm256_add_ps(mins[r][g], scale);
+        _mm256_store_ps(sc + 8 * g, scale);
+      }
       for (int c = 0; c < NR; ++c) {
         const __m256i sx = kQ4 ? xq : _mm256_sign_epi8(xq, sign[c]);
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u[c], sx), ones);
-        acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&sc[kQ4 ? 2 * c : c]), acc[r][c]);
+        const float* d = sc + 8 * (c / NG) + (kQ4 ? 2 * (c % NG) : c % NG);
+        acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(d), acc[r][c]);
       }
     }
   }
   for (int r = 0; r < MR; ++r) {
-    alignas(32) float m[8];
-    _mm256_store_ps(m, mins[r]);
-    for (int c = 0; c < NR; ++c) y[r * ldy + c] = hsum_256(acc[r][c]) + (kQ4 ? m[2 * c + 1] : 0.0f);
+    alignas(32) float m[8 * G];
+    for (int g = 0; g < G; ++g) _mm256_store_ps(m + 8 * g, mins[r][g]);
+    for (int c = 0; c < NR; ++c)
+      y[r * ldy + c] = hsum_256(acc[r][c]) + (kQ4 ? m[8 * (c / NG) + 2 * (c % NG) + 1] : 0.0f);
   }
 }
 
@@ -176,13 +184,17 @@ inline void quant_rows(const quant::BlockAct* x, int64_t ldx, int64_t m, const W
   }
 }
 
+// Weight rows per tile for one row of x: independent sums, and streams of
+// memory in flight.
+constexpr int kDecodeRows = 4;
+
 // Weight rows in the outer loop, so a tile of them stays in L1 while the
 // activation rows (which the caller keeps to an L2-sized chunk) pass by.
 template <bool kQ4>
 void gemm_quant_fmt(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
   int64_t j = 0;
   if (m == 1) {
-    for (; j + 4 <= w.rows; j += 4) quant_rows<kQ4, 4>(x, ldx, m, w, j, y + j, ldy);
+    for (; j + kDecodeRows <= w.rows; j += kDecodeRows) quant_rows<kQ4, kDecodeRows>(x, ldx, m, w, j, y + j, ldy);
   } else {
     for (; j + 2 <= w.rows; j += 2) quant_rows<kQ4, 2>(x, ldx, m, w, j, y + j, ldy);
   }
