@@ -194,7 +194,7 @@ template <bool kQ4>
 void gemm_quant_fmt(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
   int64_t j = 0;
   if (m == 1) {
-    for (; j + kDecodeRows <= w.rows; j += kDecodeRows) quant_rows<kQ4, kDecodeRows>(x, ldx, m, w, j, y + j, ldy);
+    for (; j + kDecodeRows <= w.rows; j += kDecodeRows) quant_tile<kQ4, 1, kDecodeRows>(x, ldx, w, j, y + j, ldy);
   } else {
     for (; j + 2 <= w.rows; j += 2) quant_rows<kQ4, 2>(x, ldx, m, w, j, y + j, ldy);
   }

@@ -15,6 +15,8 @@ namespace gptneo::kernels {
 namespace avx2 {
 namespace {
 
+#include "kernels/avx2_common.h"
+
 struct S {
   using V = __m256;
   static constexpr int L = 8;
@@ -41,18 +43,8 @@ struct S {
     return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
   }
   static V less_select(V x, V t, V a, V b) { return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, t, _CMP_LT_OQ)); }
-  static float hsum(V v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-  }
-  static float hmax(V v) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-  }
+  static float hsum(V v) { return hsum_256(v); }
+  static float hmax(V v) { return hmax_256(v); }
   static V load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
   static V load_bf16(const uint16_t* p) {
     const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -69,7 +61,6 @@ struct S {
   static float f16_scalar(uint16_t h) { return _cvtsh_ss(h); }
 };
 
-#include "kernels/avx2_common.h"
 #include "kernels/int8_avx2.h"
 #include "kernels/simd_kernels.h"
 

@@ -47,17 +47,6 @@ void add_bias(const float* bias, int64_t m, int64_t n, int64_t j0, int64_t j1, f
     for (int64_t j = j0; j < j1; ++j) y[i * n + j] += bias[j];
 }
 
-// Asks for weight rows [j0, j1), columns [k0, k0 + kc) to be brought into
-// cache while the current panel is multiplied: the next panel's rows are
-// short runs far apart, which the hardware prefetcher does not foresee.
-void prefetch_segment(const Matrix& w, int64_t j0, int64_t j1, int64_t k0, int64_t kc) {
-  const size_t begin = quant::row_bytes(w.format, k0), bytes = quant::row_bytes(w.format, kc);
-  for (int64_t j = j0; j < j1; ++j) {
-    const uint8_t* p = w.row(j) + begin;
-    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 2);
-  }
-}
-
 // x in the layout gemm_panel reads: for each depth block of kDepth columns
 // (at T · mr · k0), tiles of mr rows (the last zero-padded), column by column.
 void pack_rows(const float* x, int64_t m, int64_t K, int64_t mr, float* xp, ThreadPool& pool) {
@@ -92,7 +81,6 @@ void linear_packed(const KernelSet& ks, const float* xp, int64_t m, const Matrix
     for (int64_t jb = j0; jb < j1; jb += pw) {
       const int64_t n = std::min(pw, j1 - jb);
       ks.pack_panel(rows_of(w, jb, jb + n), k0, kc, panel.data());
-      if (jb + pw < j1) prefetch_segment(w, jb + pw, std::min(jb + 2 * pw, j1), k0, kc);
       for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
         const int64_t mi = std::min(kRowBlock, m - i0);
         ks.gemm_panel(block + (i0 / mr) * kc * mr, mi, panel.data(), kc, n, y + i0 * N + jb, N, k0 > 0);

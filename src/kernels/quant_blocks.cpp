@@ -31,14 +31,19 @@ void block_values(const float* x, int64_t cols, int64_t b, float v[kBlock]) {
     v[i] = k < cols ? x[k] : 0.0f;
   }
 }
+
+float abs_max(const float v[kBlock]) {
+  float amax = 0;
+  for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::abs(v[i]));
+  return amax;
+}
 }  // namespace
 
 void quantize_row_q8(const float* x, int64_t cols, BlockQ8* out) {
   for (int64_t b = 0; b < blocks_per_row(cols); ++b) {
     float v[kBlock];
     block_values(x, cols, b, v);
-    float amax = 0;
-    for (float f : v) amax = std::max(amax, std::abs(f));
+    const float amax = abs_max(v);
     // The scale is stored as f16; quantize with the value actually stored so
     // that the rounding of the scale does not add to the error.
     const uint16_t dh = f32_to_f16(amax / 127.0f);
@@ -74,8 +79,7 @@ void quantize_row_act(const float* x, int64_t cols, BlockAct* out) {
   for (int64_t b = 0; b < blocks_per_row(cols); ++b) {
     float v[kBlock];
     block_values(x, cols, b, v);
-    float amax = 0;
-    for (float f : v) amax = std::max(amax, std::abs(f));
+    const float amax = abs_max(v);
     // The SIMD versions compute exactly these float operations (one
     // division, one multiplication per value, round to nearest even), so the
     // integers are the same in every kernel set.
