@@ -10,6 +10,7 @@ packages=(
   libcpp-httplib-dev zlib1g-dev libssl-dev
   libopenmpi-dev openmpi-bin
   libreadline-dev
+  libsimde-dev  # emulated AVX-512 kernels, so CPUs without AVX-512 test that code too
 )
 
 # Where Node.js is installed, the Node tests of `gptneo serve` (tests/node)

@@ -75,7 +75,20 @@ TEST(BenchCli, IsaOverrideIsHonouredOrRefusedClearly) {
     EXPECT_EQ(avx512.exit_code, 0) << avx512.err;
   } else {
     EXPECT_NE(avx512.exit_code, 0);
-    EXPECT_NE(avx512.err.find("does not support avx512"), std::string::npos) << avx512.err;
+    EXPECT_NE(avx512.err.find("does not support the avx512 kernels"), std::string::npos) << avx512.err;
+  }
+}
+
+TEST(BenchCli, EmulatedAvx512KernelsRunWhereTheBuildHasThem) {
+  ::setenv("GPTNEO_ISA", "avx512-emulated", 1);
+  const auto r = test::run_cli({"bench", "--random", "gpt-neo-tiny", "--prompt", "4", "--gen", "2", "--json"});
+  ::unsetenv("GPTNEO_ISA");
+  if (kernels::cpu_supports(kernels::Isa::Avx512Emulated)) {
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["isa"], "avx512-emulated");
+  } else {
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("avx512-emulated"), std::string::npos) << r.err;
   }
 }
 

@@ -226,8 +226,14 @@ TEST_P(KernelsIsa, Q8WeightOfMinus128IsMultipliedExactly) {
   for (int j = 0; j < 2; ++j) EXPECT_NEAR(got[j], want[j], 1e-5 * std::abs(want[j]) + 1e-6) << "row " << j;
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, KernelsIsa, ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512),
-                         [](const auto& info) { return std::string(kernels::isa_label(info.param)); });
+// avx512_emulated: the AVX-512 code, its instructions emulated, on AVX2 CPUs.
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelsIsa,
+                         ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Emulated),
+                         [](const auto& info) {
+                           std::string name = kernels::isa_label(info.param);
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 TEST(KernelsQuant, QuantizedRowsRoundTripWithinTheFormatsError) {
   const int64_t k = 100;  // three whole blocks and a partial one
@@ -248,9 +254,9 @@ TEST(KernelsQuant, QuantizedRowsRoundTripWithinTheFormatsError) {
 }
 
 TEST(KernelsIsaChoice, EnvironmentOverrideNamesAKnownKernelSet) {
-  // The active set is one of the three, and its name is what isa_name says.
+  // The active set is one of the known ones, and its name is what isa_name says.
   const std::string name = kernels::isa_name();
-  EXPECT_TRUE(name == "scalar" || name == "avx2" || name == "avx512") << name;
+  EXPECT_TRUE(name == "scalar" || name == "avx2" || name == "avx512" || name == "avx512-emulated") << name;
   EXPECT_THROW(kernels::set_active(static_cast<Isa>(99)), Error);
 }
 

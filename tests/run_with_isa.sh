@@ -10,7 +10,7 @@ info=$(GPTNEO_ISA=$isa "$cli" bench --random gpt-neo-tiny --gen 1 --prompt 1 --j
   echo "skipped: this CPU cannot run the $isa kernels ($info)"
   exit 77
 }
-default=$(env -u GPTNEO_ISA "$cli" bench --random gpt-neo-tiny --gen 1 --prompt 1 --json | sed -n 's/.*"isa":"\([a-z0-9]*\)".*/\1/p')
+default=$(env -u GPTNEO_ISA "$cli" bench --random gpt-neo-tiny --gen 1 --prompt 1 --json | sed -n 's/.*"isa":"\([a-z0-9-]*\)".*/\1/p')
 if [ "$isa" = "$default" ]; then
   echo "skipped: $isa is the kernel set the ordinary run of these tests used"
   exit 77

@@ -61,11 +61,29 @@ Isa best_isa() {
 
 const KernelSet& table(Isa isa) {
   switch (isa) {
+#ifdef GPTNEO_HAVE_AVX512_EMULATION
+    case Isa::Avx512Emulated: return avx512_emulated_kernels();
+#else
+    case Isa::Avx512Emulated: break;  // cpu_supports says no
+#endif
     case Isa::Avx512: return avx512_kernels();
     case Isa::Avx2: return avx2_kernels();
     case Isa::Scalar: break;
   }
   return scalar_kernels();
+}
+
+std::string supported_list() {
+  std::string list = "scalar";
+  for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Avx512Emulated})
+    if (cpu_supports(isa)) list += std::string(", ") + isa_label(isa);
+  return list;
+}
+
+std::string unsupported_reason(Isa isa) {
+  if (isa == Isa::Avx512Emulated && features().avx2)
+    return "this build has no emulated AVX-512 kernels (SIMDe's headers, libsimde-dev, were not found by CMake)";
+  return fmt::format("this CPU does not support the {} kernels (it supports: {})", isa_label(isa), supported_list());
 }
 
 Isa isa_from_env() {
@@ -76,10 +94,11 @@ Isa isa_from_env() {
   if (name == "scalar") isa = Isa::Scalar;
   else if (name == "avx2") isa = Isa::Avx2;
   else if (name == "avx512") isa = Isa::Avx512;
-  else throw Error(fmt::format("GPTNEO_ISA=\"{}\" is not a kernel set (expected scalar, avx2 or avx512)", name));
-  if (!cpu_supports(isa))
-    throw Error(fmt::format("GPTNEO_ISA={}: this CPU does not support {} (it supports: {})", name, name,
-                            best_isa() == Isa::Avx2 ? "scalar, avx2" : "scalar"));
+  else if (name == "avx512-emulated") isa = Isa::Avx512Emulated;
+  else
+    throw Error(fmt::format(
+        "GPTNEO_ISA=\"{}\" is not a kernel set (expected scalar, avx2, avx512 or avx512-emulated)", name));
+  if (!cpu_supports(isa)) throw Error(fmt::format("GPTNEO_ISA={}: {}", name, unsupported_reason(isa)));
   return isa;
 }
 
@@ -89,6 +108,11 @@ std::atomic<const KernelSet*> g_active{nullptr};
 
 bool cpu_supports(Isa isa) {
   switch (isa) {
+#ifdef GPTNEO_HAVE_AVX512_EMULATION
+    case Isa::Avx512Emulated: return features().avx2;
+#else
+    case Isa::Avx512Emulated: return false;
+#endif
     case Isa::Avx512: return features().avx512;
     case Isa::Avx2: return features().avx2;
     case Isa::Scalar: return true;
@@ -100,6 +124,7 @@ bool cpu_has_avx512_bf16_vnni() { return features().bf16_vnni; }
 
 const char* isa_label(Isa isa) {
   switch (isa) {
+    case Isa::Avx512Emulated: return "avx512-emulated";
     case Isa::Avx512: return "avx512";
     case Isa::Avx2: return "avx2";
     case Isa::Scalar: break;
@@ -116,7 +141,7 @@ const KernelSet& active() {
 }
 
 void set_active(Isa isa) {
-  if (!cpu_supports(isa)) throw Error(fmt::format("this CPU does not support the {} kernels", isa_label(isa)));
+  if (!cpu_supports(isa)) throw Error(unsupported_reason(isa));
   g_active.store(&table(isa), std::memory_order_release);
 }
 

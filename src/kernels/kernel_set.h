@@ -13,7 +13,10 @@
 
 namespace gptneo::kernels {
 
-enum class Isa { Scalar, Avx2, Avx512 };
+// Avx512Emulated: the AVX-512 kernels built for AVX2 CPUs with the
+// instructions emulated (kernels_avx512_emulated.cpp), for testing them on
+// machines without AVX-512; only used when asked for.
+enum class Isa { Scalar, Avx2, Avx512, Avx512Emulated };
 
 // Weights handed to a kernel: `rows` rows of `cols` weights starting at
 // `data`, row_bytes apart, in `format`.
@@ -77,6 +80,8 @@ struct KernelSet {
 const KernelSet& scalar_kernels();
 const KernelSet& avx2_kernels();
 const KernelSet& avx512_kernels();
+// Only linked where the build has it (GPTNEO_HAVE_AVX512_EMULATION).
+const KernelSet& avx512_emulated_kernels();
 
 // The table in use, chosen at first call: GPTNEO_ISA if set (an error if the
 // CPU lacks it), else the best the CPU supports.

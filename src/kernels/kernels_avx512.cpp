@@ -2,11 +2,11 @@
 // flags (CMake gives them to files named *_avx512.cpp) and only called after
 // isa.cpp has checked the CPU.
 //
-// NOT YET RUN: the machine this was written on has no AVX-512, so these are
-// only compiled. The algorithms are the ones of simd_kernels.h that the AVX2
-// build runs and tests; only the primitives below are new. Its tests skip
-// with a message on CPUs without AVX-512.
-#include <immintrin.h>
+// The algorithms are the ones of simd_kernels.h that the AVX2 build runs
+// too; only the primitives below are new. Where the CPU has no AVX-512, the
+// tests run this file compiled again with the instructions emulated
+// (kernels_avx512_emulated.cpp, see avx512_intrinsics.h).
+#include "kernels/avx512_intrinsics.h"
 
 #include <cmath>
 #include <cstdint>
@@ -25,8 +25,13 @@ struct S {
   static constexpr int L = 16;
   // 12 × 2 accumulators + 2 panel vectors + 1 broadcast of the 32 registers.
   static constexpr int kPanelRows = 12;
+#ifdef GPTNEO_AVX512_EMULATED
+  static constexpr const char* kName = "avx512-emulated";
+  static constexpr Isa kIsa = Isa::Avx512Emulated;
+#else
   static constexpr const char* kName = "avx512";
   static constexpr Isa kIsa = Isa::Avx512;
+#endif
 
   static V zero() { return _mm512_setzero_ps(); }
   static V set1(float f) { return _mm512_set1_ps(f); }
@@ -74,6 +79,10 @@ struct S {
 }  // namespace
 }  // namespace avx512
 
+#ifdef GPTNEO_AVX512_EMULATED
+const KernelSet& avx512_emulated_kernels() { return avx512::kTable; }
+#else
 const KernelSet& avx512_kernels() { return avx512::kTable; }
+#endif
 
 }  // namespace gptneo::kernels

@@ -1,0 +1,107 @@
+// The AVX-512 intrinsics kernels_avx512.cpp is written in: the compiler's
+// own (<immintrin.h>), or, when GPTNEO_AVX512_EMULATED is defined, the same
+// names implemented with AVX2 instructions by SIMDe (simd-everywhere,
+// Debian's libsimde-dev), plus the few conversions and reductions SIMDe 0.7
+// lacks, written below on two 256-bit halves.
+//
+// Why emulate: the AVX-512 kernels would otherwise only ever run on machines
+// with AVX-512, and a machine without it could not test them. CMake compiles
+// kernels_avx512.cpp a second time in this mode (the "avx512-emulated"
+// kernel set, GPTNEO_ISA=avx512-emulated), so the kernel and golden tests run
+// the AVX-512 code paths (16-lane vectors, masks, VNNI and BF16 dot products)
+// on any AVX2 machine. It checks the code, not the speed.
+//
+// Include at global scope, before any namespace.
+#pragma once
+
+#include <immintrin.h>
+
+#ifdef GPTNEO_AVX512_EMULATED
+
+// SIMDe's per-extension aliases map each _mm512_* call to its simde_mm512_*
+// function. Its type aliases are left off (the compiler's headers already
+// declare __m512 and friends); the macros below rename the types instead.
+#define SIMDE_X86_AVX512F_ENABLE_NATIVE_ALIASES
+#define SIMDE_X86_AVX512BW_ENABLE_NATIVE_ALIASES
+#define SIMDE_X86_AVX512VL_ENABLE_NATIVE_ALIASES
+#define SIMDE_X86_AVX512DQ_ENABLE_NATIVE_ALIASES
+#define SIMDE_X86_AVX512VNNI_ENABLE_NATIVE_ALIASES
+#define SIMDE_X86_AVX512BF16_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+
+#define __m512 simde__m512
+#define __m512i simde__m512i
+#define __m512bh simde__m512bh
+#define __m256bh simde__m256bh
+#define __mmask16 simde__mmask16
+
+namespace gptneo_avx512_emulation {
+
+inline __m256 lo(simde__m512 v) { return simde__m512_to_private(v).m256[0]; }
+inline __m256 hi(simde__m512 v) { return simde__m512_to_private(v).m256[1]; }
+inline __m256i lo(simde__m512i v) { return simde__m512i_to_private(v).m256i[0]; }
+inline __m256i hi(simde__m512i v) { return simde__m512i_to_private(v).m256i[1]; }
+inline simde__m512 join(__m256 l, __m256 h) {
+  simde__m512_private p;
+  p.m256[0] = l;
+  p.m256[1] = h;
+  return simde__m512_from_private(p);
+}
+inline simde__m512i join(__m256i l, __m256i h) {
+  simde__m512i_private p;
+  p.m256i[0] = l;
+  p.m256i[1] = h;
+  return simde__m512i_from_private(p);
+}
+
+inline simde__m512i cvtps_epi32(simde__m512 v) { return join(_mm256_cvtps_epi32(lo(v)), _mm256_cvtps_epi32(hi(v))); }
+inline simde__m512 cvtepi32_ps(simde__m512i v) { return join(_mm256_cvtepi32_ps(lo(v)), _mm256_cvtepi32_ps(hi(v))); }
+inline simde__m512 cvtph_ps(__m256i h) {
+  return join(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)));
+}
+inline simde__m512i cvtepu16_epi32(__m256i h) {
+  return join(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(h)), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1)));
+}
+inline simde__m512i cvtepi8_epi32(__m128i b) {
+  return join(_mm256_cvtepi8_epi32(b), _mm256_cvtepi8_epi32(_mm_unpackhi_epi64(b, b)));
+}
+inline simde__m512i cvtepu8_epi32(__m128i b) {
+  return join(_mm256_cvtepu8_epi32(b), _mm256_cvtepu8_epi32(_mm_unpackhi_epi64(b, b)));
+}
+// In halves (lanes i and i + 8, then i and i + 4, ...), the order of GCC's
+// own _mm512_reduce_*.
+inline float reduce_add_ps(simde__m512 v) {
+  __m256 s = _mm256_add_ps(lo(v), hi(v));
+  __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+  t = _mm_add_ss(t, _mm_movehdup_ps(t));
+  return _mm_cvtss_f32(t);
+}
+inline float reduce_max_ps(simde__m512 v) {
+  __m256 s = _mm256_max_ps(lo(v), hi(v));
+  __m128 t = _mm_max_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  t = _mm_max_ps(t, _mm_movehl_ps(t, t));
+  t = _mm_max_ss(t, _mm_movehdup_ps(t));
+  return _mm_cvtss_f32(t);
+}
+inline int reduce_add_epi32(simde__m512i v) {
+  const __m256i s = _mm256_add_epi32(lo(v), hi(v));
+  __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+  t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+  t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+  return _mm_cvtsi128_si32(t);
+}
+
+}  // namespace gptneo_avx512_emulation
+
+#define _mm512_cvtps_epi32 gptneo_avx512_emulation::cvtps_epi32
+#define _mm512_cvtepi32_ps gptneo_avx512_emulation::cvtepi32_ps
+#define _mm512_cvtph_ps gptneo_avx512_emulation::cvtph_ps
+#define _mm512_cvtepu16_epi32 gptneo_avx512_emulation::cvtepu16_epi32
+#define _mm512_cvtepi8_epi32 gptneo_avx512_emulation::cvtepi8_epi32
+#define _mm512_cvtepu8_epi32 gptneo_avx512_emulation::cvtepu8_epi32
+#define _mm512_reduce_add_ps gptneo_avx512_emulation::reduce_add_ps
+#define _mm512_reduce_max_ps gptneo_avx512_emulation::reduce_max_ps
+#define _mm512_reduce_add_epi32 gptneo_avx512_emulation::reduce_add_epi32
+
+#endif  // GPTNEO_AVX512_EMULATED
