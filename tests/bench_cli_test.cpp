@@ -81,11 +81,17 @@ TEST(BenchCli, IsaOverrideIsHonouredOrRefusedClearly) {
 
 TEST(BenchCli, EmulatedAvx512KernelsRunWhereTheBuildHasThem) {
   ::setenv("GPTNEO_ISA", "avx512-emulated", 1);
-  const auto r = test::run_cli({"bench", "--random", "gpt-neo-tiny", "--prompt", "4", "--gen", "2", "--json"});
+  // bf16 weights and a 16-token prompt: the prefill runs on the bf16 dot
+  // products, and is measured against their peak.
+  const auto r = test::run_cli({"bench", "--random", "gpt-neo-tiny", "--dtype", "bf16", "--prompt", "16", "--gen",
+                                "2", "--limits", "--bandwidth-mb", "64", "--json"});
   ::unsetenv("GPTNEO_ISA");
   if (kernels::cpu_supports(kernels::Isa::Avx512Emulated)) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(nlohmann::json::parse(r.out)["isa"], "avx512-emulated");
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["isa"], "avx512-emulated");
+    EXPECT_EQ(j["prefill_peak"], "bf16");
+    EXPECT_GT(j["bf16_flops_s"].get<double>(), 0);
   } else {
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.err.find("avx512-emulated"), std::string::npos) << r.err;

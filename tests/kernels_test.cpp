@@ -2,11 +2,13 @@
 // odd sizes (tails of every loop) and in every weight format.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "gptneo/error.h"
 #include "kernels/kernel_set.h"
@@ -64,10 +66,16 @@ TEST_P(KernelsIsa, LinearMatchesTheReferenceInEveryFormatOnOddSizes) {
           const auto bias = random_values(static_cast<size_t>(n), ++seed);
           std::vector<float> got(static_cast<size_t>(m * n)), want(got.size());
           kernels::linear(x.data(), m, w, bias.data(), got.data(), pool);
-          if (is_quantized(f) && m < kernels::kQuantPanelMinRows)
+          if (is_quantized(f) && m < kernels::kQuantPanelMinRows) {
             reference::linear_int8(x.data(), m, w, bias.data(), want.data());
-          else
+          } else if (f == WeightFormat::BF16 && m >= kernels::kPackedMinRows && kernels::bf16_dot_products()) {
+            // bf16 dot products: the product of bf16 weights and x rounded to bf16.
+            auto xr = x;
+            for (float& v : xr) v = bf16_to_f32(f32_to_bf16(v));
+            reference::linear(xr.data(), m, w, bias.data(), want.data());
+          } else {
             reference::linear(x.data(), m, w, bias.data(), want.data());
+          }
           // Float32 sums in another order: error grows with sqrt(k) at most.
           const double tol = 2e-6 * k;
           for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], tol) << "element " << i;
@@ -224,6 +232,18 @@ TEST_P(KernelsIsa, Q8WeightOfMinus128IsMultipliedExactly) {
   kernels::linear(x.data(), 1, w, nullptr, got.data(), pool);
   reference::linear_int8(x.data(), 1, w, nullptr, want.data());
   for (int j = 0; j < 2; ++j) EXPECT_NEAR(got[j], want[j], 1e-5 * std::abs(want[j]) + 1e-6) << "row " << j;
+}
+
+TEST_P(KernelsIsa, Bf16DotProductsAreUsedExactlyWhereTheCpuHasThem) {
+  // The emulated set has every instruction; real AVX-512 CPUs only with AVX512-BF16.
+  const bool expected = GetParam() == Isa::Avx512Emulated ||
+                        (GetParam() == Isa::Avx512 && kernels::cpu_has_avx512_bf16_vnni());
+  EXPECT_EQ(kernels::bf16_dot_products(), expected);
+  EXPECT_EQ(kernels::active().bf16_dot_loop != nullptr, expected);
+  if (expected) {
+    // The bf16 rate is measured on the same instructions (64 operations each).
+    EXPECT_EQ(kernels::active().bf16_dot_loop(10), 10.0 * 12 * 64);
+  }
 }
 
 // avx512_emulated: the AVX-512 code, its instructions emulated, on AVX2 CPUs.

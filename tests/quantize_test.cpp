@@ -146,7 +146,9 @@ TEST(QuantizePerplexity, IntegerDecodePathAddsLittleToTheWeightsError) {
     EXPECT_LT(std::abs(decode / pass - 1), 0.005) << "int8 activations: " << decode << " vs " << pass;
     // (q4's own rounding on these 200 tokens is measured by the test above
     // on a whole window.)
-    if (format == WeightFormat::Q8) EXPECT_LT(std::abs(decode / f32 - 1), 0.005) << decode << " vs f32 " << f32;
+    if (format == WeightFormat::Q8) {
+      EXPECT_LT(std::abs(decode / f32 - 1), 0.005) << decode << " vs f32 " << f32;
+    }
   }
 }
 

@@ -138,12 +138,13 @@ class Model {
   size_t weight_bytes() const;
   // One line: architecture, sizes, weight format.
   std::string describe() const;
+  // The format of the weight matrices in memory.
+  virtual WeightFormat weight_format() const = 0;
 
  protected:
   explicit Model(ModelConfig config) : config_(std::move(config)) {}
   virtual void run(std::span<const SequenceChunk> batch, const LogitsSink& sink) = 0;
   virtual size_t weight_bytes_impl() const = 0;
-  virtual std::string weight_format_desc() const = 0;
 
   ModelConfig config_;
 

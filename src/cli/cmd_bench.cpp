@@ -44,26 +44,30 @@ struct BenchArgs {
 
 // ---- the machine's limits --------------------------------------------------------
 
+// bf16_flops_s: the bf16 dot-product rate, 0 where the kernels have no
+// bf16 dot products (bf16 weights are then widened and multiplied at the
+// f32 FMA rate).
 struct Limits {
-  double read_bytes_s = 0, fma_flops_s = 0;
+  double read_bytes_s = 0, fma_flops_s = 0, bf16_flops_s = 0;
 };
 
 Limits measure_limits(int threads, int64_t buffer_mb) {
   ThreadPool pool(threads);
-  return {kernels::measure_read_bandwidth(pool, static_cast<size_t>(buffer_mb) << 20), kernels::measure_fma_peak(pool)};
+  return {kernels::measure_read_bandwidth(pool, static_cast<size_t>(buffer_mb) << 20), kernels::measure_fma_peak(pool),
+          kernels::measure_bf16_peak(pool)};
 }
+
+nlohmann::json or_null(double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 int thread_count(int requested) { return requested > 0 ? requested : ThreadPool::physical_cores(); }
 
 void run_bandwidth(const BenchArgs& a) {
   const int threads = thread_count(a.model.threads);
   const Limits l = measure_limits(threads, a.bandwidth_mb);
-  // bf16 dot products run at the f32 rate unless the CPU has AVX512-BF16,
-  // which these kernels do not use yet: no separate bf16 limit is claimed.
   if (a.json) {
     print_json({{"read_bandwidth_bytes_s", l.read_bytes_s},
                 {"f32_flops_s", l.fma_flops_s},
-                {"bf16_flops_s", nullptr},
+                {"bf16_flops_s", or_null(l.bf16_flops_s)},
                 {"isa", kernels::isa_name()},
                 {"threads", threads}});
     return;
@@ -72,9 +76,10 @@ void run_bandwidth(const BenchArgs& a) {
              a.bandwidth_mb);
   fmt::print("f32 FMA peak           {:.1f} GFLOP/s  ({} kernels, register-only loop)\n", l.fma_flops_s / 1e9,
              kernels::isa_name());
-  fmt::print("bf16 dot-product peak  {}\n", kernels::cpu_has_avx512_bf16_vnni()
-                                              ? "not measured (AVX512-BF16 present but not used by these kernels)"
-                                              : "= f32 peak (no AVX512-BF16 on this CPU)");
+  if (l.bf16_flops_s > 0)
+    fmt::print("bf16 dot-product peak  {:.1f} GFLOP/s  (vdpbf16ps, register-only loop)\n", l.bf16_flops_s / 1e9);
+  else
+    fmt::print("bf16 dot-product peak  = f32 peak (the {} kernels have no bf16 dot products)\n", kernels::isa_name());
 }
 
 // ---- memory --------------------------------------------------------------------------
@@ -209,9 +214,13 @@ void run_model_bench(const BenchArgs& a) {
   for (const auto& cache : caches) kv_bytes += cache.bytes();
   const size_t peak = peak_rss_bytes();
   // Fractions of the limits: decode against bandwidth / bytes per step,
-  // prefill against the FMA peak.
+  // prefill against the peak of the products it runs on (bf16 dot products
+  // for bf16 weights where the kernels have them, else f32 FMAs).
   const double decode_limit = limits.read_bytes_s / static_cast<double>(wbytes) * static_cast<double>(a.batch);
   const double prefill_flops_s = prefill_tok_s * block_flops_per_token(c);
+  const bool bf16_prefill = model->weight_format() == WeightFormat::BF16 && kernels::bf16_dot_products();
+  const double prefill_peak = bf16_prefill && limits.bf16_flops_s > 0 ? limits.bf16_flops_s : limits.fma_flops_s;
+  const char* peak_name = bf16_prefill ? "bf16 dot-product" : "f32 FMA";
 
   if (a.json) {
     nlohmann::json j = {{"model", label},
@@ -233,8 +242,11 @@ void run_model_bench(const BenchArgs& a) {
     if (a.limits) {
       j["read_bandwidth_bytes_s"] = limits.read_bytes_s;
       j["f32_flops_s"] = limits.fma_flops_s;
+      j["bf16_flops_s"] = or_null(limits.bf16_flops_s);
       j["decode_fraction_of_bandwidth_limit"] = decode_tok_s / decode_limit;
-      j["prefill_fraction_of_fma_peak"] = prefill_flops_s / limits.fma_flops_s;
+      // (of the peak named by prefill_peak: "f32" or "bf16")
+      j["prefill_peak"] = bf16_prefill ? "bf16" : "f32";
+      j["prefill_fraction_of_fma_peak"] = prefill_flops_s / prefill_peak;
     }
     print_json(j);
     return;
@@ -250,12 +262,14 @@ void run_model_bench(const BenchArgs& a) {
   fmt::print("memory    peak resident {:.1f} MB while running (weights {:.1f} MB, KV cache {:.1f} MB)\n", peak / 1e6,
              model->weight_bytes() / 1e6, kv_bytes / 1e6);
   if (a.limits) {
-    fmt::print("limits    read bandwidth {:.1f} GB/s, f32 FMA peak {:.1f} GFLOP/s (measured in this run)\n",
-               limits.read_bytes_s / 1e9, limits.fma_flops_s / 1e9);
+    fmt::print("limits    read bandwidth {:.1f} GB/s, f32 FMA peak {:.1f} GFLOP/s", limits.read_bytes_s / 1e9,
+               limits.fma_flops_s / 1e9);
+    if (limits.bf16_flops_s > 0) fmt::print(", bf16 dot-product peak {:.1f} GFLOP/s", limits.bf16_flops_s / 1e9);
+    fmt::print(" (measured in this run)\n");
     fmt::print("          decode at {:.0f}% of bandwidth / weight bytes ({:.2f} tokens/s)\n",
                100 * decode_tok_s / decode_limit, decode_limit);
-    fmt::print("          prefill at {:.0f}% of the FMA peak ({:.1f} GFLOP/s in the weight products)\n",
-               100 * prefill_flops_s / limits.fma_flops_s, prefill_flops_s / 1e9);
+    fmt::print("          prefill at {:.0f}% of the {} peak ({:.1f} GFLOP/s in the weight products)\n",
+               100 * prefill_flops_s / prefill_peak, peak_name, prefill_flops_s / 1e9);
   }
 }
 

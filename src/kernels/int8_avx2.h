@@ -19,10 +19,23 @@
 // bit the same at every batch size and thread count (kernels::linear uses
 // this path below kQuantPanelMinRows rows).
 //
+// CPUs with AVX512-VNNI do the two multiply-add steps in one instruction,
+// vpdpbusd (the same sums: vpmaddubsw's 16-bit sums cannot saturate here);
+// the kernels take the step as a parameter `Dot` (MaddubsDot here,
+// kernels_avx512.cpp adds VnniDot).
+//
 // Requires: <immintrin.h>, <utility>, kernels/kernel_set.h,
 // kernels/quant_blocks.h, kernels/avx2_common.h.
 
 inline int64_t act_blocks(int64_t cols) { return (cols + 31) / 32; }
+
+// Sums of four products u[4i..4i+3] · s[4i..4i+3] (unsigned × signed bytes)
+// in eight 32-bit lanes.
+struct MaddubsDot {
+  static __m256i dot(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+  }
+};
 
 // One block of 32 floats, as quant::quantize_row_act computes it.
 inline void quantize_act_block(const float* v, quant::BlockAct* out) {
@@ -110,14 +123,13 @@ inline __m256 weight_scales(const uint8_t* const* rows, int64_t b) {
 // vector. The scale products come from one multiplication per activation
 // row (weight scales × [d_x, s_x] pairs); for q4 that product's odd lanes,
 // m_w s_x, are summed as they are in `mins` and added at the end.
-template <bool kQ4, int MR, int NR>
+template <class Dot, bool kQ4, int MR, int NR>
 inline void quant_tile(const quant::BlockAct* x, int64_t ldx, const WeightRows& w, int64_t j, float* y,
                        int64_t ldy) {
   // Weight rows in groups of up to 4, whose scales one conversion handles.
   constexpr int NG = NR < 4 ? NR : 4, G = NR / NG;
   static_assert(NR % NG == 0);
   const int64_t nb = act_blocks(w.cols);
-  const __m256i ones = _mm256_set1_epi16(1);
   const uint8_t* rows[NR];
   for (int c = 0; c < NR; ++c) rows[c] = w.data + static_cast<size_t>(j + c) * w.row_bytes;
   __m256 acc[MR][NR], mins[MR][G];
@@ -157,7 +169,7 @@ inline void quant_tile(const quant::BlockAct* x, int64_t ldx, const WeightRows& 
       }
       for (int c = 0; c < NR; ++c) {
         const __m256i sx = kQ4 ? xq : _mm256_sign_epi8(xq, sign[c]);
-        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u[c], sx), ones);
+        const __m256i p = Dot::dot(u[c], sx);
         const float* d = sc + 8 * (c / NG) + (kQ4 ? 2 * (c % NG) : c % NG);
         acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(d), acc[r][c]);
       }
@@ -171,15 +183,15 @@ inline void quant_tile(const quant::BlockAct* x, int64_t ldx, const WeightRows& 
   }
 }
 
-template <bool kQ4, int NR>
+template <class Dot, bool kQ4, int NR>
 inline void quant_rows(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, int64_t j, float* y,
                        int64_t ldy) {
   int64_t i = 0;
-  for (; i + 4 <= m; i += 4) quant_tile<kQ4, 4, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
+  for (; i + 4 <= m; i += 4) quant_tile<Dot, kQ4, 4, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
   switch (m - i) {
-    case 3: quant_tile<kQ4, 3, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy); break;
-    case 2: quant_tile<kQ4, 2, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy); break;
-    case 1: quant_tile<kQ4, 1, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy); break;
+    case 3: quant_tile<Dot, kQ4, 3, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy); break;
+    case 2: quant_tile<Dot, kQ4, 2, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy); break;
+    case 1: quant_tile<Dot, kQ4, 1, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy); break;
     default: break;
   }
 }
@@ -190,20 +202,26 @@ constexpr int kDecodeRows = 4;
 
 // Weight rows in the outer loop, so a tile of them stays in L1 while the
 // activation rows (which the caller keeps to an L2-sized chunk) pass by.
-template <bool kQ4>
+template <class Dot, bool kQ4>
 void gemm_quant_fmt(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
   int64_t j = 0;
   if (m == 1) {
-    for (; j + kDecodeRows <= w.rows; j += kDecodeRows) quant_tile<kQ4, 1, kDecodeRows>(x, ldx, w, j, y + j, ldy);
+    for (; j + kDecodeRows <= w.rows; j += kDecodeRows)
+      quant_tile<Dot, kQ4, 1, kDecodeRows>(x, ldx, w, j, y + j, ldy);
   } else {
-    for (; j + 2 <= w.rows; j += 2) quant_rows<kQ4, 2>(x, ldx, m, w, j, y + j, ldy);
+    for (; j + 2 <= w.rows; j += 2) quant_rows<Dot, kQ4, 2>(x, ldx, m, w, j, y + j, ldy);
   }
-  for (; j < w.rows; ++j) quant_rows<kQ4, 1>(x, ldx, m, w, j, y + j, ldy);
+  for (; j < w.rows; ++j) quant_rows<Dot, kQ4, 1>(x, ldx, m, w, j, y + j, ldy);
+}
+
+template <class Dot>
+void gemm_quant_with(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
+  if (w.format == WeightFormat::Q4)
+    gemm_quant_fmt<Dot, true>(x, ldx, m, w, y, ldy);
+  else
+    gemm_quant_fmt<Dot, false>(x, ldx, m, w, y, ldy);
 }
 
 void gemm_quant(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
-  if (w.format == WeightFormat::Q4)
-    gemm_quant_fmt<true>(x, ldx, m, w, y, ldy);
-  else
-    gemm_quant_fmt<false>(x, ldx, m, w, y, ldy);
+  gemm_quant_with<MaddubsDot>(x, ldx, m, w, y, ldy);
 }

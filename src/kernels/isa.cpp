@@ -66,7 +66,7 @@ const KernelSet& table(Isa isa) {
 #else
     case Isa::Avx512Emulated: break;  // cpu_supports says no
 #endif
-    case Isa::Avx512: return avx512_kernels();
+    case Isa::Avx512: return avx512_kernels(features().bf16_vnni);
     case Isa::Avx2: return avx2_kernels();
     case Isa::Scalar: break;
   }
@@ -146,5 +146,7 @@ void set_active(Isa isa) {
 }
 
 std::string isa_name() { return active().name; }
+
+bool bf16_dot_products() { return active().gemm_panel_bf16 != nullptr; }
 
 }  // namespace gptneo::kernels

@@ -59,6 +59,14 @@ struct KernelSet {
   void (*quantize_act)(const float* x, int64_t cols, quant::BlockAct* out);
   void (*gemm_quant)(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy);
 
+  // bf16 weights with many rows of x on CPUs with bf16 dot products
+  // (AVX512-BF16); nullptr in the other sets. The activations are rounded
+  // to bf16 and both operands read in pairs of columns as 32-bit units
+  // (layouts: kernels/bf16_avx512.h); otherwise as pack_panel / gemm_panel.
+  void (*pack_panel_bf16)(const WeightRows& w, int64_t k0, int64_t kc, uint32_t* panel);
+  void (*gemm_panel_bf16)(const uint32_t* xp, int64_t m, const uint32_t* panel, int64_t kc, int64_t n, float* y,
+                          int64_t ldy, bool accumulate);
+
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);
   void (*add)(const float* x, float* y, int64_t n);
@@ -74,12 +82,15 @@ struct KernelSet {
   // (returns the floating-point operations done).
   float (*sum)(const float* x, int64_t n);
   double (*fma_loop)(int64_t iters);
+  // The same for the bf16 dot products (nullptr where the set has none).
+  double (*bf16_dot_loop)(int64_t iters);
 };
 
 // The tables (the AVX ones are only valid to call where the CPU has the ISA).
 const KernelSet& scalar_kernels();
 const KernelSet& avx2_kernels();
-const KernelSet& avx512_kernels();
+// with_dot_products: the variant using AVX512-VNNI and AVX512-BF16.
+const KernelSet& avx512_kernels(bool with_dot_products);
 // Only linked where the build has it (GPTNEO_HAVE_AVX512_EMULATION).
 const KernelSet& avx512_emulated_kernels();
 
@@ -88,7 +99,8 @@ const KernelSet& avx512_emulated_kernels();
 const KernelSet& active();
 // Whether this CPU (and OS) can run `isa`.
 bool cpu_supports(Isa isa);
-// Whether the CPU has AVX512-BF16 and AVX512-VNNI (reported by bench).
+// Whether the CPU has AVX512-BF16 and AVX512-VNNI; the avx512 set then uses
+// them (its "avx512" table gains vpdpbusd and vdpbf16ps products).
 bool cpu_has_avx512_bf16_vnni();
 // Switches the table in use (tests and benchmarks); throws gptneo::Error if
 // the CPU lacks it.

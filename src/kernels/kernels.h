@@ -51,6 +51,10 @@ namespace kernels {
 // quant::BlockAct), as llama.cpp does; with more rows the weights are widened
 // to float32 and multiplied exactly, where that is faster (AVX2: measured).
 constexpr int64_t kQuantPanelMinRows = 32;
+// From this many rows of x on, float weights are packed into panels. bf16
+// weights from here on are multiplied with x rounded to bf16 where the
+// kernel set has bf16 dot products (bf16_dot_products()).
+constexpr int64_t kPackedMinRows = 8;
 void linear(const float* x, int64_t m, const Matrix& w, const float* bias, float* y, ThreadPool& pool);
 
 // y[r, :] = (x[r, :] - mean) / sqrt(var + eps) * gamma + beta for each of the
@@ -87,10 +91,16 @@ void add(const float* x, float* y, int64_t n);
 // rate in FLOP/s of a register-only loop.
 double measure_read_bandwidth(ThreadPool& pool, size_t bytes = size_t(1) << 30);
 double measure_fma_peak(ThreadPool& pool);
+// The same for the bf16 dot products (vdpbf16ps); 0 where the kernel set
+// has none (bf16_dot_products() is false).
+double measure_bf16_peak(ThreadPool& pool);
 
 // The kernel set in use ("scalar", "avx2" or "avx512"),
 // chosen from CPUID at first use or forced with GPTNEO_ISA=scalar|avx2|avx512.
 std::string isa_name();
+// Whether the kernel set in use multiplies bf16 weights with bf16-rounded
+// activations (AVX512-BF16; see kPackedMinRows).
+bool bf16_dot_products();
 
 }  // namespace kernels
 }  // namespace gptneo

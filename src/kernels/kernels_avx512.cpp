@@ -75,14 +75,41 @@ struct S {
 #include "kernels/avx2_common.h"
 #include "kernels/int8_avx2.h"
 #include "kernels/simd_kernels.h"
+#include "kernels/bf16_avx512.h"
+
+// AVX512-VNNI (with VL): the int8 block products in one instruction.
+struct VnniDot {
+  static __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+};
+
+void gemm_quant_vnni(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
+  gemm_quant_with<VnniDot>(x, ldx, m, w, y, ldy);
+}
+
+// kTable plus the AVX512-VNNI and AVX512-BF16 products.
+KernelSet with_dot_products() {
+  KernelSet k = kTable;
+  k.gemm_quant = gemm_quant_vnni;
+  k.pack_panel_bf16 = pack_panel_bf16;
+  k.gemm_panel_bf16 = gemm_panel_bf16;
+  k.bf16_dot_loop = bf16_dot_loop;
+  return k;
+}
 
 }  // namespace
 }  // namespace avx512
 
 #ifdef GPTNEO_AVX512_EMULATED
-const KernelSet& avx512_emulated_kernels() { return avx512::kTable; }
+// Emulated, every instruction is available: the full variant is the one to test.
+const KernelSet& avx512_emulated_kernels() {
+  static const KernelSet k = avx512::with_dot_products();
+  return k;
+}
 #else
-const KernelSet& avx512_kernels() { return avx512::kTable; }
+const KernelSet& avx512_kernels(bool with_dot_products) {
+  static const KernelSet k = avx512::with_dot_products();
+  return with_dot_products ? k : avx512::kTable;
+}
 #endif
 
 }  // namespace gptneo::kernels

@@ -215,9 +215,10 @@ double fma_loop(int64_t iters) {
 
 const KernelSet& scalar_kernels() {
   static const KernelSet k = {"scalar", Isa::Scalar, kPanelWidth, kPanelRows, gemm_direct,      pack_panel,
-                              gemm_panel, quant::quantize_row_act, gemm_quant, dot,       axpy,        add,              layer_norm_row,
+                              gemm_panel, quant::quantize_row_act, gemm_quant, nullptr, nullptr,
+                              dot,       axpy,        add,              layer_norm_row,
                               softmax,  gelu_tanh,   attention_scores, attention_values,
-                              sum,      fma_loop};
+                              sum,      fma_loop, nullptr};
   return k;
 }
 

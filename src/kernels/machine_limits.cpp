@@ -37,15 +37,17 @@ double measure_read_bandwidth(ThreadPool& pool, size_t bytes) {
   return best;
 }
 
-double measure_fma_peak(ThreadPool& pool) {
-  const KernelSet& ks = active();
+namespace {
+
+// The best of three runs of `loop` on every thread, in operations per second.
+double measure_loop_rate(ThreadPool& pool, double (*loop)(int64_t)) {
   constexpr int64_t kIters = 20'000'000;
   double best = 0;
   for (int pass = 0; pass < 3; ++pass) {
     std::atomic<double> flops{0};
     const auto t0 = std::chrono::steady_clock::now();
     pool.run_on_all([&](int, int) {
-      const double f = ks.fma_loop(kIters);
+      const double f = loop(kIters);
       double cur = flops.load();
       while (!flops.compare_exchange_weak(cur, cur + f)) {
       }
@@ -53,6 +55,15 @@ double measure_fma_peak(ThreadPool& pool) {
     best = std::max(best, flops.load() / seconds_since(t0));
   }
   return best;
+}
+
+}  // namespace
+
+double measure_fma_peak(ThreadPool& pool) { return measure_loop_rate(pool, active().fma_loop); }
+
+double measure_bf16_peak(ThreadPool& pool) {
+  const KernelSet& ks = active();
+  return ks.bf16_dot_loop ? measure_loop_rate(pool, ks.bf16_dot_loop) : 0.0;
 }
 
 }  // namespace gptneo::kernels

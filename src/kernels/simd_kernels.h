@@ -480,7 +480,7 @@ double fma_loop(int64_t iters) {
 
 const KernelSet kTable = {
     S::kName,   S::kIsa,        kPanelWidth, S::kPanelRows, gemm_direct,    pack_panel,       gemm_panel,
-    quantize_act, gemm_quant,
+    quantize_act, gemm_quant,   nullptr,     nullptr,
     dot,        axpy,           add,         layer_norm_row, softmax,          gelu_tanh,
-    attention_scores, attention_values, sum, fma_loop,
+    attention_scores, attention_values, sum, fma_loop,      nullptr,
 };

@@ -133,7 +133,7 @@ std::string Model::describe() const {
                      "{} positions, {} weights ({:.1f} MB)",
                      config_.model_type, config_.num_layers, globals, config_.num_layers - globals,
                      config_.window_size, config_.hidden_size, config_.num_heads, config_.vocab_size,
-                     config_.max_positions, weight_format_desc(), weight_bytes() / 1e6);
+                     config_.max_positions, weight_format_name(weight_format()), weight_bytes() / 1e6);
 }
 
 // ---- DecoderModel -------------------------------------------------------------

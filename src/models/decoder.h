@@ -25,6 +25,9 @@ struct Activations {
 };
 
 class DecoderModel : public Model {
+ public:
+  WeightFormat weight_format() const final { return lm_head_.format; }
+
  protected:
   DecoderModel(ModelConfig config, const LoadOptions& options);
 
@@ -44,7 +47,6 @@ class DecoderModel : public Model {
  private:
   void run(std::span<const SequenceChunk> batch, const LogitsSink& sink) final;
   size_t weight_bytes_impl() const final;
-  std::string weight_format_desc() const final { return weight_format_name(lm_head_.format); }
   void project_logits(const BatchLayout& layout, const LogitsSink& sink);
 
   Activations act_;
