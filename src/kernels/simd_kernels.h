@@ -408,12 +408,24 @@ void gelu_tanh(float* x, int64_t n) {
   }
 }
 
+// Keys and values are rows `stride` floats apart (the KV cache holds all
+// heads of a position together), a few cache lines each: too short and too
+// far apart for the hardware prefetchers, which stay within a 4 KB page. So
+// the rows kPrefetchRows ahead are asked for explicitly.
+constexpr int64_t kPrefetchRows = 8;
+
+inline void prefetch_row(const float* row, int64_t d) {
+  for (int64_t i = 0; i < d; i += 64 / static_cast<int64_t>(sizeof(float)))
+    _mm_prefetch(reinterpret_cast<const char*>(row + i), _MM_HINT_T0);
+}
+
 // Four keys at a time share each load of q.
 void attention_scores(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
                       float* scores) {
   const int64_t dv = d / L * L;
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
+    for (int64_t a = j + kPrefetchRows; a < j + kPrefetchRows + 4 && a < n; ++a) prefetch_row(keys + a * stride, d);
     const float* k0 = keys + j * stride;
     V a0 = S::zero(), a1 = S::zero(), a2 = S::zero(), a3 = S::zero();
     for (int64_t i = 0; i < dv; i += L) {
@@ -437,6 +449,7 @@ inline void values_block(const float* p, const float* values, int64_t stride, in
   V acc[NV];
   for (int c = 0; c < NV; ++c) acc[c] = S::load(out + c * L);
   for (int64_t j = 0; j < n; ++j) {
+    if (j + kPrefetchRows < n) prefetch_row(values + (j + kPrefetchRows) * stride, NV * L);
     const V pj = S::set1(p[j]);
     const float* v = values + j * stride;
     for (int c = 0; c < NV; ++c) acc[c] = S::fma(pj, S::load(v + c * L), acc[c]);
