@@ -83,10 +83,19 @@ inline void panel_tile_bf16(const uint32_t* xt, int64_t rows, const uint32_t* pa
   }
   for (int r = 0; r < MR && r < rows; ++r) {
     float* yr = y + r * ldy;
-    alignas(64) float tmp[kPanelWidth];
-    S::store(tmp, acc[r][0]);
-    S::store(tmp + 16, acc[r][1]);
-    for (int64_t j = 0; j < n; ++j) yr[j] = accumulate ? yr[j] + tmp[j] : tmp[j];
+    if (n == kPanelWidth) {
+      if (accumulate) {
+        acc[r][0] = S::add(acc[r][0], S::load(yr));
+        acc[r][1] = S::add(acc[r][1], S::load(yr + 16));
+      }
+      S::store(yr, acc[r][0]);
+      S::store(yr + 16, acc[r][1]);
+    } else {
+      alignas(64) float tmp[kPanelWidth];
+      S::store(tmp, acc[r][0]);
+      S::store(tmp + 16, acc[r][1]);
+      for (int64_t j = 0; j < n; ++j) yr[j] = accumulate ? yr[j] + tmp[j] : tmp[j];
+    }
   }
 }
 
