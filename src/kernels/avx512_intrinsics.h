@@ -70,26 +70,21 @@ inline simde__m512i cvtepu8_epi32(__m128i b) {
 }
 // In halves (lanes i and i + 8, then i and i + 4, ...), the order of GCC's
 // own _mm512_reduce_*.
+template <class T, class Op>
+inline T reduce_in_halves(T (&a)[16], Op op) {
+  for (int width = 8; width >= 1; width /= 2)
+    for (int i = 0; i < width; ++i) a[i] = op(a[i], a[i + width]);
+  return a[0];
+}
 inline float reduce_add_ps(simde__m512 v) {
-  __m256 s = _mm256_add_ps(lo(v), hi(v));
-  __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-  t = _mm_add_ps(t, _mm_movehl_ps(t, t));
-  t = _mm_add_ss(t, _mm_movehdup_ps(t));
-  return _mm_cvtss_f32(t);
+  alignas(64) float a[16];
+  simde_mm512_store_ps(a, v);
+  return reduce_in_halves(a, [](float x, float y) { return x + y; });
 }
 inline float reduce_max_ps(simde__m512 v) {
-  __m256 s = _mm256_max_ps(lo(v), hi(v));
-  __m128 t = _mm_max_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-  t = _mm_max_ps(t, _mm_movehl_ps(t, t));
-  t = _mm_max_ss(t, _mm_movehdup_ps(t));
-  return _mm_cvtss_f32(t);
-}
-inline int reduce_add_epi32(simde__m512i v) {
-  const __m256i s = _mm256_add_epi32(lo(v), hi(v));
-  __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-  t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
-  t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
-  return _mm_cvtsi128_si32(t);
+  alignas(64) float a[16];
+  simde_mm512_store_ps(a, v);
+  return reduce_in_halves(a, [](float x, float y) { return x > y ? x : y; });
 }
 
 }  // namespace gptneo_avx512_emulation
@@ -102,6 +97,5 @@ inline int reduce_add_epi32(simde__m512i v) {
 #define _mm512_cvtepu8_epi32 gptneo_avx512_emulation::cvtepu8_epi32
 #define _mm512_reduce_add_ps gptneo_avx512_emulation::reduce_add_ps
 #define _mm512_reduce_max_ps gptneo_avx512_emulation::reduce_max_ps
-#define _mm512_reduce_add_epi32 gptneo_avx512_emulation::reduce_add_epi32
 
 #endif  // GPTNEO_AVX512_EMULATED

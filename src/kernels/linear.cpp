@@ -47,18 +47,51 @@ void add_bias(const float* bias, int64_t m, int64_t n, int64_t j0, int64_t j1, f
     for (int64_t j = j0; j < j1; ++j) y[i * n + j] += bias[j];
 }
 
-// x in the layout gemm_panel reads: for each depth block of kDepth columns
-// (at T · mr · k0), tiles of mr rows (the last zero-padded), column by column.
-void pack_rows(const float* x, int64_t m, int64_t K, int64_t mr, float* xp, ThreadPool& pool) {
+// The two kinds of panels. A unit is one element of the packed x and of a
+// panel: float32 panels (every weight format) hold one column per unit; bf16
+// panels (bf16 weights where the kernel set has bf16 dot products) hold two
+// neighbouring columns per 32-bit unit, x rounded to bf16 (nearest even) and
+// an odd last column paired with zero.
+struct Float32Panels {
+  using Unit = float;
+  static constexpr int64_t kColsPerUnit = 1;
+  // Unit u of a row's depth block of kc columns starting at `row`.
+  static Unit unit(const float* row, int64_t u, int64_t) { return row[u]; }
+  static auto pack(const KernelSet& ks) { return ks.pack_panel; }
+  static auto gemm(const KernelSet& ks) { return ks.gemm_panel; }
+};
+
+struct Bf16PairPanels {
+  using Unit = uint32_t;
+  static constexpr int64_t kColsPerUnit = 2;
+  static Unit unit(const float* row, int64_t u, int64_t kc) {
+    const uint32_t lo = f32_to_bf16(row[2 * u]);
+    const uint32_t hi = 2 * u + 1 < kc ? f32_to_bf16(row[2 * u + 1]) : 0;
+    return lo | hi << 16;
+  }
+  static auto pack(const KernelSet& ks) { return ks.pack_panel_bf16; }
+  static auto gemm(const KernelSet& ks) { return ks.gemm_panel_bf16; }
+};
+
+template <class P>
+int64_t units_of(int64_t cols) {
+  return (cols + P::kColsPerUnit - 1) / P::kColsPerUnit;
+}
+
+// x in the layout the gemm reads: for each depth block of kDepth columns
+// (at T · mr · k0 units), tiles of mr rows (the last zero-padded), unit by
+// unit.
+template <class P>
+void pack_rows(const float* x, int64_t m, int64_t K, int64_t mr, typename P::Unit* xp, ThreadPool& pool) {
   const int64_t tiles = (m + mr - 1) / mr;
   pool.parallel_for(tiles, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
-      const int64_t kc = std::min(kDepth, K - k0);
+      const int64_t kc = std::min(kDepth, K - k0), ku = units_of<P>(kc);
       for (int64_t t = t0; t < t1; ++t) {
-        float* tile = xp + tiles * mr * k0 + t * kc * mr;
+        typename P::Unit* tile = xp + tiles * mr * (k0 / P::kColsPerUnit) + t * ku * mr;
         for (int64_t r = 0; r < mr; ++r) {
           const int64_t i = t * mr + r;
-          for (int64_t k = 0; k < kc; ++k) tile[k * mr + r] = i < m ? x[i * K + k0 + k] : 0.0f;
+          for (int64_t u = 0; u < ku; ++u) tile[u * mr + r] = i < m ? P::unit(x + i * K + k0, u, kc) : 0;
         }
       }
     }
@@ -67,82 +100,43 @@ void pack_rows(const float* x, int64_t m, int64_t K, int64_t mr, float* xp, Thre
 
 // Each panel is packed once and multiplied with every row of x. Depth
 // blocks are the outer loop, so the block of packed x they read (m × kDepth
-// floats) stays in L2 while the thread's panels pass; y is summed over them
+// columns) stays in L2 while the thread's panels pass; y is summed over them
 // in order of k.
-void linear_packed(const KernelSet& ks, const float* xp, int64_t m, const Matrix& w, float* y, int64_t j0,
-                   int64_t j1) {
-  thread_local std::vector<float> panel;
+template <class P>
+void linear_packed(const KernelSet& ks, const typename P::Unit* xp, int64_t m, const Matrix& w, float* y,
+                   int64_t j0, int64_t j1) {
+  thread_local std::vector<typename P::Unit> panel;
   const int64_t pw = ks.panel_width, mr = ks.panel_rows, tiles = (m + mr - 1) / mr;
-  panel.resize(static_cast<size_t>(pw * kDepth));
+  panel.resize(static_cast<size_t>(pw * units_of<P>(kDepth)));
   const int64_t K = w.cols, N = w.rows;
   for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
-    const int64_t kc = std::min(kDepth, K - k0);
-    const float* block = xp + tiles * mr * k0;
+    const int64_t kc = std::min(kDepth, K - k0), ku = units_of<P>(kc);
+    const typename P::Unit* block = xp + tiles * mr * (k0 / P::kColsPerUnit);
     for (int64_t jb = j0; jb < j1; jb += pw) {
       const int64_t n = std::min(pw, j1 - jb);
-      ks.pack_panel(rows_of(w, jb, jb + n), k0, kc, panel.data());
+      P::pack(ks)(rows_of(w, jb, jb + n), k0, kc, panel.data());
       for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
         const int64_t mi = std::min(kRowBlock, m - i0);
-        ks.gemm_panel(block + (i0 / mr) * kc * mr, mi, panel.data(), kc, n, y + i0 * N + jb, N, k0 > 0);
+        P::gemm(ks)(block + (i0 / mr) * ku * mr, mi, panel.data(), kc, n, y + i0 * N + jb, N, k0 > 0);
       }
     }
   }
 }
 
-// The bf16 variant of pack_rows: x rounded to bf16 (to nearest even), two
-// neighbouring columns per 32-bit unit (an odd last one paired with zero),
-// so each depth block holds kc / 2 rounded up units per row.
-void pack_rows_bf16(const float* x, int64_t m, int64_t K, int64_t mr, uint32_t* xp, ThreadPool& pool) {
-  const int64_t tiles = (m + mr - 1) / mr;
-  pool.parallel_for(tiles, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
-      const int64_t kc = std::min(kDepth, K - k0), pairs = (kc + 1) / 2;
-      for (int64_t t = t0; t < t1; ++t) {
-        uint32_t* tile = xp + tiles * mr * (k0 / 2) + t * pairs * mr;
-        for (int64_t r = 0; r < mr; ++r) {
-          const int64_t i = t * mr + r;
-          const float* row = x + i * K + k0;
-          for (int64_t p = 0; p < pairs; ++p) {
-            const uint32_t lo = i < m ? f32_to_bf16(row[2 * p]) : 0;
-            const uint32_t hi = i < m && 2 * p + 1 < kc ? f32_to_bf16(row[2 * p + 1]) : 0;
-            tile[p * mr + r] = lo | hi << 16;
-          }
-        }
-      }
-    }
-  });
-}
-
-// linear_packed with bf16 panels and bf16 pairs of x.
-void linear_packed_bf16(const KernelSet& ks, const uint32_t* xp, int64_t m, const Matrix& w, float* y, int64_t j0,
-                        int64_t j1) {
-  thread_local std::vector<uint32_t> panel;
-  const int64_t pw = ks.panel_width, mr = ks.panel_rows, tiles = (m + mr - 1) / mr;
-  panel.resize(static_cast<size_t>(pw * kDepth / 2));
-  const int64_t K = w.cols, N = w.rows;
-  for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
-    const int64_t kc = std::min(kDepth, K - k0), pairs = (kc + 1) / 2;
-    const uint32_t* block = xp + tiles * mr * (k0 / 2);
-    for (int64_t jb = j0; jb < j1; jb += pw) {
-      const int64_t n = std::min(pw, j1 - jb);
-      ks.pack_panel_bf16(rows_of(w, jb, jb + n), k0, kc, panel.data());
-      for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
-        const int64_t mi = std::min(kRowBlock, m - i0);
-        ks.gemm_panel_bf16(block + (i0 / mr) * pairs * mr, mi, panel.data(), kc, n, y + i0 * N + jb, N, k0 > 0);
-      }
-    }
-  }
-}
-
-void linear_bf16(const KernelSet& ks, const float* x, int64_t m, const Matrix& w, const float* bias, float* y,
-                 ThreadPool& pool) {
-  thread_local std::vector<uint32_t> packed;  // (workers get a pointer: see linear)
+template <class P>
+void linear_panels(const KernelSet& ks, const float* x, int64_t m, const Matrix& w, const float* bias, float* y,
+                   ThreadPool& pool) {
+  // (The workers get a pointer: in their code the name `packed` would be
+  // their own thread_local.)
+  thread_local std::vector<typename P::Unit> packed;
   const int64_t mr = ks.panel_rows;
-  packed.resize(static_cast<size_t>((m + mr - 1) / mr * mr * ((w.cols + 1) / 2)));
-  uint32_t* xp = packed.data();
-  pack_rows_bf16(x, m, w.cols, mr, xp, pool);
+  // Every depth block but the last has an even number of columns, so the
+  // blocks' units add up to at most units_of(w.cols).
+  packed.resize(static_cast<size_t>((m + mr - 1) / mr * mr * units_of<P>(w.cols)));
+  typename P::Unit* xp = packed.data();
+  pack_rows<P>(x, m, w.cols, mr, xp, pool);
   pool.parallel_for(w.rows, ks.panel_width, [&](int64_t j0, int64_t j1) {
-    linear_packed_bf16(ks, xp, m, w, y, j0, j1);
+    linear_packed<P>(ks, xp, m, w, y, j0, j1);
     if (bias) add_bias(bias, m, w.rows, j0, j1, y);
   });
 }
@@ -178,21 +172,9 @@ void linear(const float* x, int64_t m, const Matrix& w, const float* bias, float
   const bool quantized = is_quantized(w.format);
   if (quantized && m < kQuantPanelMinRows) return linear_quantized(ks, x, m, w, bias, y, pool);
   if (w.format == WeightFormat::BF16 && m >= kPackedMinRows && ks.gemm_panel_bf16)
-    return linear_bf16(ks, x, m, w, bias, y, pool);
-  if (m >= (quantized ? kQuantPanelMinRows : kPackedMinRows)) {
-    // (The workers get a pointer: in their code the name `packed` would be
-    // their own thread_local.)
-    thread_local std::vector<float> packed;
-    const int64_t mr = ks.panel_rows;
-    packed.resize(static_cast<size_t>((m + mr - 1) / mr * mr * w.cols));
-    float* xp = packed.data();
-    pack_rows(x, m, w.cols, mr, xp, pool);
-    pool.parallel_for(w.rows, ks.panel_width, [&](int64_t j0, int64_t j1) {
-      linear_packed(ks, xp, m, w, y, j0, j1);
-      if (bias) add_bias(bias, m, w.rows, j0, j1, y);
-    });
-    return;
-  }
+    return linear_panels<Bf16PairPanels>(ks, x, m, w, bias, y, pool);
+  if (m >= (quantized ? kQuantPanelMinRows : kPackedMinRows))
+    return linear_panels<Float32Panels>(ks, x, m, w, bias, y, pool);
   pool.parallel_for(w.rows, 16, [&](int64_t j0, int64_t j1) {
     ks.gemm_direct(x, w.cols, m, rows_of(w, j0, j1), y + j0, w.rows);
     if (bias) add_bias(bias, m, w.rows, j0, j1, y);
