@@ -196,25 +196,20 @@ inline void quant_rows(const quant::BlockAct* x, int64_t ldx, int64_t m, const W
   }
 }
 
-// Weight rows per tile for one row of x. One: the thread's weights are then
-// read as one sequential stream, which the hardware prefetchers follow best.
-// Tiles of 4 rows (4 interleaved streams, each only a row long) read the
-// 768-column rows of gpt-neo-125M markedly slower: 125M q8 decoded 94-99
-// tokens/s with them against 105-124 with one row (4 alternating runs each,
-// Zen 3); at the 2048-column rows of 1.3B the difference was within noise.
-constexpr int kDecodeRows = 1;
-
 // Weight rows in the outer loop, so a tile of them stays in L1 while the
 // activation rows (which the caller keeps to an L2-sized chunk) pass by.
+// Several rows of x take two weight rows at a time; one row of x takes one,
+// so that a thread reads its weights as one sequential stream, which the
+// hardware prefetchers follow best: tiles of 4 weight rows (4 interleaved
+// streams, each only a row long) read the 768-column rows of gpt-neo-125M
+// markedly slower (125M q8 decoded 94-99 tokens/s with them against 105-124
+// with one row, 4 alternating runs each, Zen 3; at the 2048-column rows of
+// 1.3B the difference was within noise).
 template <class Dot, bool kQ4>
 void gemm_quant_fmt(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
   int64_t j = 0;
-  if (m == 1) {
-    for (; j + kDecodeRows <= w.rows; j += kDecodeRows)
-      quant_tile<Dot, kQ4, 1, kDecodeRows>(x, ldx, w, j, y + j, ldy);
-  } else {
+  if (m > 1)
     for (; j + 2 <= w.rows; j += 2) quant_rows<Dot, kQ4, 2>(x, ldx, m, w, j, y + j, ldy);
-  }
   for (; j < w.rows; ++j) quant_rows<Dot, kQ4, 1>(x, ldx, m, w, j, y + j, ldy);
 }
 
