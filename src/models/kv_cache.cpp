@@ -10,14 +10,14 @@
 namespace gptneo {
 
 KVCacheImpl::KVCacheImpl(const ModelConfig& config, int64_t capacity)
-    : capacity_(capacity), width_(config.hidden_size) {
+    : capacity_(capacity), heads_(config.num_heads), head_dim_(config.head_dim()) {
   for (const AttentionKind kind : config.attention) {
     Layer l;
     l.window = kind == AttentionKind::Local ? config.window_size : 0;
     l.slots = l.window > 0 ? std::min(capacity, l.window + kRingSlack) : capacity;
     l.slots = std::max<int64_t>(l.slots, 1);
-    l.k.assign(static_cast<size_t>(l.slots * width_), 0.0f);
-    l.v.assign(static_cast<size_t>(l.slots * width_), 0.0f);
+    l.k.assign(static_cast<size_t>(heads_ * l.slots * head_dim_), 0.0f);
+    l.v.assign(static_cast<size_t>(heads_ * l.slots * head_dim_), 0.0f);
     layers_.push_back(std::move(l));
   }
 }

@@ -172,7 +172,7 @@ void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* a
         const int64_t cached_end = std::min(seq.start, pos + 1);
         while (p < cached_end) {
           const int64_t c = seq.cache->contiguous(layer, p, cached_end - p);
-          fn(p - lo, c, seq.cache->key(layer, p) + h * head_dim, seq.cache->value(layer, p) + h * head_dim, hidden);
+          fn(p - lo, c, seq.cache->key(layer, h, p), seq.cache->value(layer, h, p), head_dim);
           p += c;
         }
         if (p <= pos) {
@@ -197,12 +197,15 @@ void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* a
 
 void Attention::store_kv(const float* qkv_rows, const BatchLayout& batch) const {
   const int64_t hidden = heads * head_dim;
+  const size_t head_bytes = static_cast<size_t>(head_dim) * sizeof(float);
   for (const auto& seq : batch.seqs) {
     for (int64_t i = 0; i < seq.rows; ++i) {
       const float* row = qkv_rows + (seq.first_row + i) * 3 * hidden;
       const int64_t pos = seq.start + i;
-      std::memcpy(seq.cache->key(layer, pos), row + hidden, static_cast<size_t>(hidden) * sizeof(float));
-      std::memcpy(seq.cache->value(layer, pos), row + 2 * hidden, static_cast<size_t>(hidden) * sizeof(float));
+      for (int64_t h = 0; h < heads; ++h) {
+        std::memcpy(seq.cache->key(layer, h, pos), row + hidden + h * head_dim, head_bytes);
+        std::memcpy(seq.cache->value(layer, h, pos), row + 2 * hidden + h * head_dim, head_bytes);
+      }
     }
   }
 }

@@ -51,7 +51,7 @@ KVCache copy_kv_prefix(const Model& model, const KVCache& cache, int64_t n, int6
   KVCache out = model.new_cache(capacity);
   const KVCacheImpl& src = cache.impl();
   KVCacheImpl& dst = out.impl();
-  const size_t width_bytes = static_cast<size_t>(src.width()) * sizeof(float);
+  const size_t head_bytes = static_cast<size_t>(src.head_dim()) * sizeof(float);
   for (int64_t l = 0; l < src.layers(); ++l) {
     // Every position the new cache keeps that the old one still holds (at
     // least those a continuation reads); older ones are never read again.
@@ -59,8 +59,10 @@ KVCache copy_kv_prefix(const Model& model, const KVCache& cache, int64_t n, int6
     while (!src.holds(l, pos)) ++pos;
     while (pos < n) {
       const int64_t run = std::min(src.contiguous(l, pos, n - pos), dst.contiguous(l, pos, n - pos));
-      std::memcpy(dst.key(l, pos), src.key(l, pos), static_cast<size_t>(run) * width_bytes);
-      std::memcpy(dst.value(l, pos), src.value(l, pos), static_cast<size_t>(run) * width_bytes);
+      for (int64_t h = 0; h < src.heads(); ++h) {
+        std::memcpy(dst.key(l, h, pos), src.key(l, h, pos), static_cast<size_t>(run) * head_bytes);
+        std::memcpy(dst.value(l, h, pos), src.value(l, h, pos), static_cast<size_t>(run) * head_bytes);
+      }
       pos += run;
     }
   }
