@@ -65,6 +65,7 @@ inline simde__m512i cvtepu16_epi32(__m256i h) {
 inline simde__m512i cvtepi8_epi32(__m128i b) {
   return join(_mm256_cvtepi8_epi32(b), _mm256_cvtepi8_epi32(_mm_unpackhi_epi64(b, b)));
 }
+inline simde__m512i zextsi256_si512(__m256i v) { return join(v, _mm256_setzero_si256()); }
 inline simde__m512i cvtepu8_epi32(__m128i b) {
   return join(_mm256_cvtepu8_epi32(b), _mm256_cvtepu8_epi32(_mm_unpackhi_epi64(b, b)));
 }
@@ -95,6 +96,7 @@ inline float reduce_max_ps(simde__m512 v) {
 #define _mm512_cvtepu16_epi32 gptneo_avx512_emulation::cvtepu16_epi32
 #define _mm512_cvtepi8_epi32 gptneo_avx512_emulation::cvtepi8_epi32
 #define _mm512_cvtepu8_epi32 gptneo_avx512_emulation::cvtepu8_epi32
+#define _mm512_zextsi256_si512 gptneo_avx512_emulation::zextsi256_si512
 #define _mm512_reduce_add_ps gptneo_avx512_emulation::reduce_add_ps
 #define _mm512_reduce_max_ps gptneo_avx512_emulation::reduce_max_ps
 

@@ -74,16 +74,13 @@ struct S {
 
 #include "kernels/avx2_common.h"
 #include "kernels/int8_avx2.h"
+#include "kernels/int8_avx512.h"
 #include "kernels/simd_kernels.h"
 #include "kernels/bf16_avx512.h"
 
-// AVX512-VNNI (with VL): the int8 block products in one instruction.
-struct VnniDot {
-  static __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
-};
-
+// AVX512-VNNI: the int8 block products two blocks at a time (int8_avx512.h).
 void gemm_quant_vnni(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
-  gemm_quant_with<VnniDot>(x, ldx, m, w, y, ldy);
+  vnni512::gemm_quant(x, ldx, m, w, y, ldy);
 }
 
 // kTable plus the AVX512-VNNI and AVX512-BF16 products.
