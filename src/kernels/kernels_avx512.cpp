@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "kernels/kernel_set.h"
 #include "kernels/quant_blocks.h"
