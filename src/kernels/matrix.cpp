@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/dtype.h"
+#include "core/weight_memory.h"
 #include "gptneo/error.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_blocks.h"
@@ -46,13 +47,13 @@ void Matrix::row_f32(int64_t r, float* out) const {
 }
 
 Matrix make_f32_matrix(int64_t rows, int64_t cols) {
-  auto buf = std::shared_ptr<float[]>(new float[static_cast<size_t>(rows * cols)]);
+  const std::shared_ptr<void> buf = allocate_weight_memory(static_cast<size_t>(rows * cols) * sizeof(float));
   Matrix m;
   m.format = WeightFormat::F32;
   m.rows = rows;
   m.cols = cols;
   m.data = buf.get();
-  m.storage = std::shared_ptr<const void>(buf, buf.get());
+  m.storage = buf;
   return m;
 }
 
@@ -85,10 +86,8 @@ void convert_row(const Matrix& m, int64_t r, WeightFormat to, uint8_t* out, floa
 Matrix convert_matrix(const Matrix& m, WeightFormat format, ThreadPool* pool) {
   if (m.format == format) return m;
   const size_t row_bytes = quant::row_bytes(format, m.cols);
-  // uint64_t elements keep the buffer 8-byte aligned for every format.
-  const size_t words = (row_bytes * static_cast<size_t>(m.rows) + 7) / 8;
-  auto buf = std::shared_ptr<uint64_t[]>(new uint64_t[words]);
-  auto* dst = reinterpret_cast<uint8_t*>(buf.get());
+  const std::shared_ptr<void> buf = allocate_weight_memory(row_bytes * static_cast<size_t>(m.rows));
+  auto* dst = static_cast<uint8_t*>(buf.get());
   auto convert_rows = [&](int64_t r0, int64_t r1) {
     std::vector<float> tmp(static_cast<size_t>(m.cols));
     for (int64_t r = r0; r < r1; ++r) convert_row(m, r, format, dst + row_bytes * static_cast<size_t>(r), tmp.data());
@@ -102,7 +101,7 @@ Matrix convert_matrix(const Matrix& m, WeightFormat format, ThreadPool* pool) {
   out.rows = m.rows;
   out.cols = m.cols;
   out.data = buf.get();
-  out.storage = std::shared_ptr<const void>(buf, buf.get());
+  out.storage = buf;
   return out;
 }
 
