@@ -170,10 +170,16 @@ inline void quant_tile(const ActStep* x, int64_t lda, const WeightRows& w, int64
     }
 }
 
+// Rows of x in tiles of 8 (then 4, then the rest): a weight block's bytes,
+// scales and -128 Σw are prepared once per tile, so the more rows share them
+// the fewer instructions per pair (8 × 2 tiles, 16 accumulators of the 32
+// registers: q8 at 8 rows 0.32 -> 0.28 ns per block and pair against 4 × 2,
+// 125M q8 batch 8 decode +5 %, 4 alternating runs, Zen 5).
 template <bool kQ4, int NR>
 inline void quant_rows(const ActStep* x, int64_t lda, int64_t m, const WeightRows& w, int64_t j, float* y,
                        int64_t ldy) {
   int64_t i = 0;
+  for (; i + 8 <= m; i += 8) quant_tile<kQ4, 8, NR>(x + i * lda, lda, w, j, y + i * ldy, ldy);
   for (; i + 4 <= m; i += 4) quant_tile<kQ4, 4, NR>(x + i * lda, lda, w, j, y + i * ldy, ldy);
   switch (m - i) {
     case 3: quant_tile<kQ4, 3, NR>(x + i * lda, lda, w, j, y + i * ldy, ldy); break;
