@@ -1,7 +1,8 @@
 // Integer dot products for q8 and q4 weights, with AVX2 instructions on
 // 256-bit vectors: included (inside their own namespaces) by both
-// kernels_avx2.cpp and kernels_avx512.cpp, so the AVX-512 set runs exactly
-// the code the AVX2 set tests here.
+// kernels_avx2.cpp and kernels_avx512.cpp: the AVX-512 set on CPUs without
+// AVX512-VNNI runs exactly the code the AVX2 set tests here (with VNNI it
+// runs int8_avx512.h, which uses this file's helpers).
 //
 // Why: widening every weight to float32 costs about four instructions per
 // eight weights, which at q8 and q4 is slower than memory delivers them.
@@ -19,11 +20,6 @@
 // bit the same at every batch size and thread count (kernels::linear uses
 // this path below kQuantPanelMinRows rows).
 //
-// CPUs with AVX512-VNNI do the two multiply-add steps in one instruction,
-// vpdpbusd (the same sums: vpmaddubsw's 16-bit sums cannot saturate here);
-// the kernels take the step as a parameter `Dot` (MaddubsDot here,
-// kernels_avx512.cpp adds VnniDot).
-//
 // Requires: <immintrin.h>, <utility>, kernels/kernel_set.h,
 // kernels/quant_blocks.h, kernels/avx2_common.h.
 
@@ -31,11 +27,9 @@ inline int64_t act_blocks(int64_t cols) { return (cols + 31) / 32; }
 
 // Sums of four products u[4i..4i+3] · s[4i..4i+3] (unsigned × signed bytes)
 // in eight 32-bit lanes.
-struct MaddubsDot {
-  static __m256i dot(__m256i u, __m256i s) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-  }
-};
+inline __m256i dot_u8s8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
 
 // One block of 32 floats, as quant::quantize_row_act computes it.
 inline void quantize_act_block(const float* v, quant::BlockAct* out) {
@@ -133,7 +127,7 @@ inline __m128 one_row_scales(const uint8_t* row, int64_t b, const quant::BlockAc
 // vector. The scale products come from one multiplication per activation
 // row (weight scales × [d_x, s_x] pairs); for q4 that product's odd lanes,
 // m_w s_x, are summed as they are in `mins` and added at the end.
-template <class Dot, bool kQ4, int MR, int NR>
+template <bool kQ4, int MR, int NR>
 inline void quant_tile(const quant::BlockAct* x, int64_t ldx, const WeightRows& w, int64_t j, float* y,
                        int64_t ldy) {
   // Weight rows in groups of up to 4, whose scales one conversion handles.
@@ -173,7 +167,7 @@ inline void quant_tile(const quant::BlockAct* x, int64_t ldx, const WeightRows& 
         const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.q));
         const __m128 scale = one_row_scales<kQ4>(rows[0], b, xb);
         if constexpr (kQ4) mins[r][0] = _mm256_add_ps(mins[r][0], _mm256_zextps128_ps256(scale));
-        const __m256i p = Dot::dot(u, kQ4 ? xq : _mm256_sign_epi8(xq, sign));
+        const __m256i p = dot_u8s8(u, kQ4 ? xq : _mm256_sign_epi8(xq, sign));
         acc[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcastss_ps(scale), acc[r][0]);
       }
       continue;
@@ -202,7 +196,7 @@ inline void quant_tile(const quant::BlockAct* x, int64_t ldx, const WeightRows& 
       }
       for (int c = 0; c < NR; ++c) {
         const __m256i sx = kQ4 ? xq : _mm256_sign_epi8(xq, sign[c]);
-        const __m256i p = Dot::dot(u[c], sx);
+        const __m256i p = dot_u8s8(u[c], sx);
         const float* d = sc + 8 * (c / NG) + (kQ4 ? 2 * (c % NG) : c % NG);
         acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(d), acc[r][c]);
       }
@@ -216,15 +210,15 @@ inline void quant_tile(const quant::BlockAct* x, int64_t ldx, const WeightRows& 
   }
 }
 
-template <class Dot, bool kQ4, int NR>
+template <bool kQ4, int NR>
 inline void quant_rows(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, int64_t j, float* y,
                        int64_t ldy) {
   int64_t i = 0;
-  for (; i + 4 <= m; i += 4) quant_tile<Dot, kQ4, 4, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
+  for (; i + 4 <= m; i += 4) quant_tile<kQ4, 4, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy);
   switch (m - i) {
-    case 3: quant_tile<Dot, kQ4, 3, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy); break;
-    case 2: quant_tile<Dot, kQ4, 2, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy); break;
-    case 1: quant_tile<Dot, kQ4, 1, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy); break;
+    case 3: quant_tile<kQ4, 3, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy); break;
+    case 2: quant_tile<kQ4, 2, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy); break;
+    case 1: quant_tile<kQ4, 1, NR>(x + i * ldx, ldx, w, j, y + i * ldy, ldy); break;
     default: break;
   }
 }
@@ -238,22 +232,17 @@ inline void quant_rows(const quant::BlockAct* x, int64_t ldx, int64_t m, const W
 // markedly slower (125M q8 decoded 94-99 tokens/s with them against 105-124
 // with one row, 4 alternating runs each, Zen 3; at the 2048-column rows of
 // 1.3B the difference was within noise).
-template <class Dot, bool kQ4>
+template <bool kQ4>
 void gemm_quant_fmt(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
   int64_t j = 0;
   if (m > 1)
-    for (; j + 2 <= w.rows; j += 2) quant_rows<Dot, kQ4, 2>(x, ldx, m, w, j, y + j, ldy);
-  for (; j < w.rows; ++j) quant_rows<Dot, kQ4, 1>(x, ldx, m, w, j, y + j, ldy);
-}
-
-template <class Dot>
-void gemm_quant_with(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
-  if (w.format == WeightFormat::Q4)
-    gemm_quant_fmt<Dot, true>(x, ldx, m, w, y, ldy);
-  else
-    gemm_quant_fmt<Dot, false>(x, ldx, m, w, y, ldy);
+    for (; j + 2 <= w.rows; j += 2) quant_rows<kQ4, 2>(x, ldx, m, w, j, y + j, ldy);
+  for (; j < w.rows; ++j) quant_rows<kQ4, 1>(x, ldx, m, w, j, y + j, ldy);
 }
 
 void gemm_quant(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
-  gemm_quant_with<MaddubsDot>(x, ldx, m, w, y, ldy);
+  if (w.format == WeightFormat::Q4)
+    gemm_quant_fmt<true>(x, ldx, m, w, y, ldy);
+  else
+    gemm_quant_fmt<false>(x, ldx, m, w, y, ldy);
 }
