@@ -71,4 +71,22 @@ void BM_AttentionHead(benchmark::State& state) {
 }
 BENCHMARK(BM_AttentionHead)->Arg(256)->Arg(2048);
 
+// The same with the keys in the KV cache's tiles (kernels::attention_scores_tiled)
+// and the values of one head one after another: what decoding reads.
+void BM_AttentionHeadCached(benchmark::State& state) {
+  const int64_t n = state.range(0), d = 64;
+  const int64_t tiles = (n + gptneo::kernels::kKeyTile - 1) / gptneo::kernels::kKeyTile;
+  const auto keys = random_values(static_cast<size_t>(tiles * gptneo::kernels::kKeyTile * d));
+  const auto values = random_values(static_cast<size_t>(n * d)), q = random_values(static_cast<size_t>(d));
+  std::vector<float> scores(static_cast<size_t>(n)), out(static_cast<size_t>(d));
+  for (auto _ : state) {
+    gptneo::kernels::attention_scores_tiled(q.data(), keys.data(), 0, n, d, 1.0f, scores.data());
+    gptneo::kernels::softmax(scores.data(), n);
+    gptneo::kernels::attention_values(scores.data(), values.data(), d, n, d, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(4.0 * n * d, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_AttentionHeadCached)->Arg(256)->Arg(2048);
+
 }  // namespace

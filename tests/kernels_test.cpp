@@ -144,6 +144,30 @@ TEST_P(KernelsIsa, AttentionScoresAndValuesOverStridedRows) {
     }
 }
 
+// Keys in tiles of kKeyTile positions (the KV cache's layout): runs that
+// start and end inside tiles, span one or many tiles (more than the four a
+// SIMD set takes at a time), and odd head sizes.
+TEST_P(KernelsIsa, AttentionScoresOverKeyTiles) {
+  constexpr int64_t T = kernels::kKeyTile;
+  for (const int64_t d : {1, 5, 8, 64, 80, 256})
+    for (const auto& [first, n] : std::vector<std::pair<int64_t, int64_t>>{
+             {0, 1}, {0, 16}, {3, 5}, {15, 2}, {0, 64}, {7, 100}, {16, 130}, {40, 215}}) {
+      SCOPED_TRACE(testing::Message() << "d=" << d << " first=" << first << " n=" << n);
+      const int64_t tiles = (first + n + T - 1) / T;
+      const auto q = random_values(static_cast<size_t>(d), 24);
+      const auto kt = random_values(static_cast<size_t>(tiles * T * d), 25);
+      std::vector<float> scores(static_cast<size_t>(n) + 1, -7.0f);
+      kernels::attention_scores_tiled(q.data(), kt.data(), first, n, d, 0.25f, scores.data());
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t s = first + j;
+        double want = 0;
+        for (int64_t i = 0; i < d; ++i) want += double(q[i]) * kt[(s / T) * d * T + i * T + s % T];
+        ASSERT_NEAR(scores[j], 0.25 * want, 1e-5 * d);
+      }
+      EXPECT_EQ(scores[n], -7.0f) << "wrote past the n scores";
+    }
+}
+
 // The activation quantizer of every set gives the reference's integers and
 // scales bit for bit, so q8 / q4 results do not depend on the kernel set
 // beyond the order of float sums.

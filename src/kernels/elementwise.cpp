@@ -61,4 +61,9 @@ void attention_values(const float* p, const float* values, int64_t stride, int64
   active().attention_values(p, values, stride, n, d, out);
 }
 
+void attention_scores_tiled(const float* q, const float* tiles, int64_t first, int64_t n, int64_t d, float scale,
+                            float* scores) {
+  active().attention_scores_tiled(q, tiles, first, n, d, scale, scores);
+}
+
 }  // namespace gptneo::kernels

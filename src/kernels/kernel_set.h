@@ -13,6 +13,12 @@
 
 namespace gptneo::kernels {
 
+// Keys in the KV cache are kept in tiles of kKeyTile positions, each tile
+// dimension-major ([d][kKeyTile] floats), so that one query's scores against
+// kKeyTile keys are a sum of d vector multiply-adds with no horizontal sums
+// (see attention_scores_tiled in kernels.h).
+inline constexpr int64_t kKeyTile = 16;
+
 // Avx512Emulated: the AVX-512 kernels built for AVX2 CPUs with the
 // instructions emulated (kernels_avx512_emulated.cpp), for testing them on
 // machines without AVX-512; only used when asked for.
@@ -76,6 +82,8 @@ struct KernelSet {
   void (*attention_scores)(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
                            float* scores);
   void (*attention_values)(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out);
+  void (*attention_scores_tiled)(const float* q, const float* tiles, int64_t first, int64_t n, int64_t d, float scale,
+                                 float* scores);
 
   // For measuring the machine (gptneo bench --bandwidth): the sum of n
   // floats, and `iters` rounds of independent register-only FMA chains

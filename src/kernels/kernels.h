@@ -13,6 +13,7 @@
 
 #include "core/thread_pool.h"
 #include "gptneo/weight_format.h"
+#include "kernels/kernel_set.h"  // kKeyTile
 
 namespace gptneo {
 
@@ -80,6 +81,13 @@ float dot(const float* a, const float* b, int64_t n);
 void attention_scores(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
                       float* scores);
 void attention_values(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out);
+// The same scores against keys kept in tiles (the KV cache's layout): tile t
+// holds the keys of positions [t, t + 1) × kKeyTile as [d][kKeyTile] floats,
+// tiles follow each other, and key s, dimension i is tiles[(s / kKeyTile) ×
+// d × kKeyTile + i × kKeyTile + s % kKeyTile]. Writes scores[j] for the keys
+// s = first + j, j < n (other keys of the tiles touched are read, not used).
+void attention_scores_tiled(const float* q, const float* tiles, int64_t first, int64_t n, int64_t d, float scale,
+                            float* scores);
 // y[i] += a * x[i].
 void axpy(float a, const float* x, float* y, int64_t n);
 // y[i] += x[i].

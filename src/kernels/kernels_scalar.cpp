@@ -187,6 +187,17 @@ void attention_values(const float* p, const float* values, int64_t stride, int64
   for (int64_t j = 0; j < n; ++j) axpy(p[j], values + j * stride, out, d);
 }
 
+void attention_scores_tiled(const float* q, const float* tiles, int64_t first, int64_t n, int64_t d, float scale,
+                            float* scores) {
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t s = first + j;
+    const float* key = tiles + (s / kKeyTile) * d * kKeyTile + s % kKeyTile;
+    float acc = 0;
+    for (int64_t i = 0; i < d; ++i) acc += q[i] * key[i * kKeyTile];
+    scores[j] = acc * scale;
+  }
+}
+
 float sum(const float* x, int64_t n) {
   float acc[kLanes] = {};
   int64_t i = 0;
@@ -218,7 +229,7 @@ const KernelSet& scalar_kernels() {
                               gemm_panel, quant::quantize_row_act, gemm_quant, nullptr, nullptr,
                               dot,       axpy,        add,              layer_norm_row,
                               softmax,  gelu_tanh,   attention_scores, attention_values,
-                              sum,      fma_loop, nullptr};
+                              attention_scores_tiled, sum,      fma_loop, nullptr};
   return k;
 }
 

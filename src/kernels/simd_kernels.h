@@ -462,24 +462,85 @@ void attention_scores(const float* q, const float* keys, int64_t stride, int64_t
   for (; j < n; ++j) scores[j] = dot(q, keys + j * stride, d) * scale;
 }
 
-template <int NV>
-inline void values_block(const float* p, const float* values, int64_t stride, int64_t n, float* out) {
-  V acc[NV];
-  for (int c = 0; c < NV; ++c) acc[c] = S::load(out + c * L);
-  for (int64_t j = 0; j < n; ++j) {
-    if (j + kPrefetchRows < n) prefetch_row(values + (j + kPrefetchRows) * stride, NV * L);
-    const V pj = S::set1(p[j]);
-    const float* v = values + j * stride;
-    for (int c = 0; c < NV; ++c) acc[c] = S::fma(pj, S::load(v + c * L), acc[c]);
+// Scores of kKeyTile × G keys kept in G consecutive tiles (kernels.h): for
+// each dimension i, q[i] times the tiles' row i, in two interleaved sets of
+// accumulators (even and odd i) so that enough FMA chains are in flight.
+template <int G>
+inline void score_tiles(const float* q, const float* tiles, int64_t d, float scale, float* out) {
+  constexpr int kRowVecs = static_cast<int>(kKeyTile) / L;
+  constexpr int N = G * kRowVecs;
+  const int64_t tile_floats = d * kKeyTile;
+  V a[2][N];
+  for (int c = 0; c < N; ++c) a[0][c] = a[1][c] = S::zero();
+  auto row = [&](V* acc, int64_t i) {
+    const V qi = S::set1(q[i]);
+    for (int g = 0; g < G; ++g)
+      for (int v = 0; v < kRowVecs; ++v) {
+        const float* p = tiles + g * tile_floats + i * kKeyTile + v * L;
+        acc[g * kRowVecs + v] = S::fma(qi, S::load(p), acc[g * kRowVecs + v]);
+      }
+  };
+  int64_t i = 0;
+  for (; i + 2 <= d; i += 2) {
+    row(a[0], i);
+    row(a[1], i + 1);
   }
-  for (int c = 0; c < NV; ++c) S::store(out + c * L, acc[c]);
+  if (i < d) row(a[0], i);
+  const V sv = S::set1(scale);
+  for (int c = 0; c < N; ++c) S::store(out + c * L, S::mul(S::add(a[0][c], a[1][c]), sv));
 }
 
-// The output stays in registers (up to 8 vectors at a time) while the
-// values stream past.
+void attention_scores_tiled(const float* q, const float* tiles, int64_t first, int64_t n, int64_t d, float scale,
+                            float* scores) {
+  // Four tiles at a time with 16 lanes, two with 8: eight chains of FMAs.
+  constexpr int G = L / 4;
+  alignas(64) float buf[G * kKeyTile];
+  const int64_t end = first + n;
+  for (int64_t t = first / kKeyTile; t * kKeyTile < end;) {
+    const int64_t g = min_i(G, (end - t * kKeyTile + kKeyTile - 1) / kKeyTile);
+    if (g == G)
+      score_tiles<G>(q, tiles + t * d * kKeyTile, d, scale, buf);
+    else
+      for (int64_t u = 0; u < g; ++u) score_tiles<1>(q, tiles + (t + u) * d * kKeyTile, d, scale, buf + u * kKeyTile);
+    // Keep the lanes of keys [first, end).
+    const int64_t lo = t * kKeyTile < first ? first : t * kKeyTile, hi = min_i(end, (t + g) * kKeyTile);
+    for (int64_t s = lo; s < hi; ++s) scores[s - first] = buf[s - t * kKeyTile];
+    t += g;
+  }
+}
+
+// out[0, NV × L) += Σ p[j] values[j], keeping the output in registers while
+// the values stream past; even and odd j go to two sets of accumulators,
+// so that more FMA chains are in flight than one per output vector.
+template <int NV>
+inline void values_block(const float* p, const float* values, int64_t stride, int64_t n, float* out) {
+  V acc[NV], odd[NV];
+  for (int c = 0; c < NV; ++c) {
+    acc[c] = S::load(out + c * L);
+    odd[c] = S::zero();
+  }
+  int64_t j = 0;
+  for (; j + 2 <= n; j += 2) {
+    if (j + kPrefetchRows < n) prefetch_row(values + (j + kPrefetchRows) * stride, NV * L);
+    if (j + 1 + kPrefetchRows < n) prefetch_row(values + (j + 1 + kPrefetchRows) * stride, NV * L);
+    const V p0 = S::set1(p[j]), p1 = S::set1(p[j + 1]);
+    const float* v = values + j * stride;
+    for (int c = 0; c < NV; ++c) {
+      acc[c] = S::fma(p0, S::load(v + c * L), acc[c]);
+      odd[c] = S::fma(p1, S::load(v + stride + c * L), odd[c]);
+    }
+  }
+  if (j < n)
+    for (int c = 0; c < NV; ++c) acc[c] = S::fma(S::set1(p[j]), S::load(values + j * stride + c * L), acc[c]);
+  for (int c = 0; c < NV; ++c) S::store(out + c * L, S::add(acc[c], odd[c]));
+}
+
+// Output blocks of up to 8 vectors (4 with 8 lanes, whose ISA has 16
+// registers), each over all n values.
 void attention_values(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out) {
+  constexpr int kMax = L == 16 ? 8 : 4;
   int64_t i = 0;
-  for (; i + 8 * L <= d; i += 8 * L) values_block<8>(p, values + i, stride, n, out + i);
+  for (; i + kMax * L <= d; i += kMax * L) values_block<kMax>(p, values + i, stride, n, out + i);
   switch ((d - i) / L) {
     case 7: values_block<7>(p, values + i, stride, n, out + i); break;
     case 6: values_block<6>(p, values + i, stride, n, out + i); break;
@@ -513,5 +574,5 @@ const KernelSet kTable = {
     S::kName,   S::kIsa,        kPanelWidth, S::kPanelRows, gemm_direct,    pack_panel,       gemm_panel,
     quantize_act, gemm_quant,   nullptr,     nullptr,
     dot,        axpy,           add,         layer_norm_row, softmax,          gelu_tanh,
-    attention_scores, attention_values, sum, fma_loop,      nullptr,
+    attention_scores, attention_values, attention_scores_tiled, sum, fma_loop,      nullptr,
 };

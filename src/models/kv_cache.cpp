@@ -9,14 +9,35 @@
 
 namespace gptneo {
 
+namespace {
+
+int64_t key_tiles_for(int64_t slots) { return (slots + kernels::kKeyTile - 1) / kernels::kKeyTile; }
+
+}  // namespace
+
+int64_t KVCacheImpl::layer_slots(const ModelConfig& config, int64_t layer, int64_t capacity) {
+  const bool local = config.attention[static_cast<size_t>(layer)] == AttentionKind::Local;
+  const int64_t slots = local ? std::min(capacity, config.window_size + kRingSlack) : capacity;
+  return std::max<int64_t>(slots, 1);
+}
+
+size_t KVCacheImpl::bytes_for(const ModelConfig& config, int64_t capacity) {
+  size_t floats = 0;
+  for (int64_t l = 0; l < static_cast<int64_t>(config.attention.size()); ++l) {
+    const int64_t slots = layer_slots(config, l, capacity);
+    floats += static_cast<size_t>((key_tiles_for(slots) * kernels::kKeyTile + slots) * config.hidden_size);
+  }
+  return floats * sizeof(float);
+}
+
 KVCacheImpl::KVCacheImpl(const ModelConfig& config, int64_t capacity)
     : capacity_(capacity), heads_(config.num_heads), head_dim_(config.head_dim()) {
-  for (const AttentionKind kind : config.attention) {
+  for (int64_t layer = 0; layer < static_cast<int64_t>(config.attention.size()); ++layer) {
     Layer l;
-    l.window = kind == AttentionKind::Local ? config.window_size : 0;
-    l.slots = l.window > 0 ? std::min(capacity, l.window + kRingSlack) : capacity;
-    l.slots = std::max<int64_t>(l.slots, 1);
-    l.k.assign(static_cast<size_t>(heads_ * l.slots * head_dim_), 0.0f);
+    l.window = config.attention[static_cast<size_t>(layer)] == AttentionKind::Local ? config.window_size : 0;
+    l.slots = layer_slots(config, layer, capacity);
+    l.tiles = key_tiles_for(l.slots);
+    l.k.assign(static_cast<size_t>(heads_ * l.tiles * kernels::kKeyTile * head_dim_), 0.0f);
     l.v.assign(static_cast<size_t>(heads_ * l.slots * head_dim_), 0.0f);
     layers_.push_back(std::move(l));
   }

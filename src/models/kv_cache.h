@@ -6,11 +6,15 @@
 // back a few positions (speculative decoding rejects drafted tokens) without
 // losing keys the next query needs.
 //
-// Each head's keys (and values) are kept together, [head][slot][head_dim]:
-// attention reads one head's keys for every position, and this way that is
-// one sequential stream. Stored position by position (all heads of a
-// position together), a head's 256-byte pieces would lie a whole row apart
-// (3 KB at gpt-neo-125M), which the hardware prefetchers do not follow.
+// Each head's keys (and values) are kept together: attention reads one
+// head's keys for every position, and this way that is one sequential
+// stream. Stored position by position (all heads of a position together), a
+// head's 256-byte pieces would lie a whole row apart (3 KB at gpt-neo-125M),
+// which the hardware prefetchers do not follow. Values are [head][slot][dim];
+// keys are in tiles of kernels::kKeyTile slots, each dimension-major
+// ([head][tile][dim][slot in tile]), so that the scores of a query against
+// 16 keys are 16-wide vector multiply-adds with no horizontal sums
+// (kernels::attention_scores_tiled).
 #pragma once
 
 #include <algorithm>
@@ -19,6 +23,7 @@
 #include <vector>
 
 #include "gptneo/model.h"
+#include "kernels/kernel_set.h"
 
 namespace gptneo {
 
@@ -28,6 +33,11 @@ class KVCacheImpl {
 
   KVCacheImpl(const ModelConfig& config, int64_t capacity);
 
+  // The positions layer `layer` of a cache of `capacity` positions holds,
+  // and the bytes such a cache takes (before making one).
+  static int64_t layer_slots(const ModelConfig& config, int64_t layer, int64_t capacity);
+  static size_t bytes_for(const ModelConfig& config, int64_t capacity);
+
   int64_t length() const { return length_; }
   int64_t capacity() const { return capacity_; }
   int64_t heads() const { return heads_; }
@@ -35,14 +45,29 @@ class KVCacheImpl {
   int64_t layers() const { return static_cast<int64_t>(layers_.size()); }
   size_t bytes() const;
 
-  // Key / value vector of head `head` (head_dim floats) at `pos` in `layer`.
-  // The position must still be held (see holds()).
-  const float* key(int64_t layer, int64_t head, int64_t pos) const { return slot(layers_[layer].k, layer, head, pos); }
-  const float* value(int64_t layer, int64_t head, int64_t pos) const {
-    return slot(layers_[layer].v, layer, head, pos);
+  // The slot that position `pos` of `layer` is stored in.
+  int64_t slot(int64_t layer, int64_t pos) const { return pos % layers_[layer].slots; }
+  // The keys of head `head` in `layer`, in tiles (see the top of this file;
+  // the layout kernels::attention_scores_tiled reads): slot s, dimension i
+  // is at [(s / kKeyTile) × head_dim × kKeyTile + i × kKeyTile + s % kKeyTile].
+  const float* key_tiles(int64_t layer, int64_t head) const {
+    const Layer& l = layers_[layer];
+    return l.k.data() + head * l.tiles * head_dim_ * kernels::kKeyTile;
   }
-  float* key(int64_t layer, int64_t head, int64_t pos) {
-    return const_cast<float*>(std::as_const(*this).key(layer, head, pos));
+  // Writes / reads the key vector (head_dim floats) of head `head` at `pos`.
+  void store_key(int64_t layer, int64_t head, int64_t pos, const float* key) {
+    float* k = key_at(layer, head, pos);
+    for (int64_t i = 0; i < head_dim_; ++i) k[i * kernels::kKeyTile] = key[i];
+  }
+  void load_key(int64_t layer, int64_t head, int64_t pos, float* key) const {
+    const float* k = key_at(layer, head, pos);
+    for (int64_t i = 0; i < head_dim_; ++i) key[i] = k[i * kernels::kKeyTile];
+  }
+  // Value vector of head `head` (head_dim floats) at `pos` in `layer`.
+  // The position must still be held (see holds()).
+  const float* value(int64_t layer, int64_t head, int64_t pos) const {
+    const Layer& l = layers_[layer];
+    return l.v.data() + (head * l.slots + slot(layer, pos)) * head_dim_;
   }
   float* value(int64_t layer, int64_t head, int64_t pos) {
     return const_cast<float*>(std::as_const(*this).value(layer, head, pos));
@@ -53,8 +78,9 @@ class KVCacheImpl {
   }
 
   // How many of the n positions from `pos` on lie in consecutive slots of
-  // `layer` (a ring wraps around): key(layer, h, pos + i) is then
-  // key(layer, h, pos) + i * head_dim().
+  // `layer` (a ring wraps around): value(layer, h, pos + i) is then
+  // value(layer, h, pos) + i * head_dim(), and their keys are slots
+  // slot(layer, pos) + i of key_tiles(layer, h).
   int64_t contiguous(int64_t layer, int64_t pos, int64_t n) const {
     const int64_t slots = layers_[layer].slots;
     return std::min(n, slots - pos % slots);
@@ -67,12 +93,16 @@ class KVCacheImpl {
  private:
   struct Layer {
     int64_t slots = 0;  // positions held: capacity, or a ring for local layers
+    int64_t tiles = 0;  // key tiles per head: slots / kKeyTile, rounded up
     int64_t window = 0;  // 0 for global layers
     std::vector<float> k, v;
   };
-  const float* slot(const std::vector<float>& buf, int64_t layer, int64_t head, int64_t pos) const {
-    const int64_t slots = layers_[layer].slots;
-    return buf.data() + (head * slots + pos % slots) * head_dim_;
+  const float* key_at(int64_t layer, int64_t head, int64_t pos) const {
+    const int64_t s = slot(layer, pos);
+    return key_tiles(layer, head) + (s / kernels::kKeyTile) * head_dim_ * kernels::kKeyTile + s % kernels::kKeyTile;
+  }
+  float* key_at(int64_t layer, int64_t head, int64_t pos) {
+    return const_cast<float*>(std::as_const(*this).key_at(layer, head, pos));
   }
 
   int64_t length_ = 0;

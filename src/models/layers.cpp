@@ -163,34 +163,45 @@ void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* a
       const int64_t pos = batch.positions[r];
       const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
       const int64_t n = pos - lo + 1;
-      // Calls fn(first key index, count, keys, values, stride) for each run
-      // of keys stored at a fixed stride: positions before seq.start are in
-      // the cache (in runs of consecutive slots), later ones are rows of
-      // this batch.
-      auto for_each_run = [&](auto&& fn) {
+      // Calls cached(first key index, count, first position) for each run
+      // of keys of positions before seq.start (in the cache, in runs of
+      // consecutive slots), then in_batch(first key index, count, keys,
+      // values) for the later ones, rows of this batch `stride` apart.
+      auto for_each_run = [&](auto&& cached, auto&& in_batch) {
         int64_t p = lo;
         const int64_t cached_end = std::min(seq.start, pos + 1);
         while (p < cached_end) {
           const int64_t c = seq.cache->contiguous(layer, p, cached_end - p);
-          fn(p - lo, c, seq.cache->key(layer, h, p), seq.cache->value(layer, h, p), head_dim);
+          cached(p - lo, c, p);
           p += c;
         }
         if (p <= pos) {
           const float* row = qkv_rows + (seq.first_row + p - seq.start) * stride + h * head_dim;
-          fn(p - lo, pos - p + 1, row + hidden, row + 2 * hidden, stride);
+          in_batch(p - lo, pos - p + 1, row + hidden, row + 2 * hidden);
         }
       };
+      const KVCacheImpl& cache = *seq.cache;
       const float* q = qkv_rows + r * stride + h * head_dim;
       scores.resize(static_cast<size_t>(n));
-      for_each_run([&](int64_t j, int64_t count, const float* k, const float*, int64_t st) {
-        kernels::attention_scores(q, k, st, count, head_dim, scale, scores.data() + j);
-      });
-      kernels::softmax(scores.data(), n);
+      float* s = scores.data();
+      for_each_run(
+          [&](int64_t j, int64_t count, int64_t p) {
+            kernels::attention_scores_tiled(q, cache.key_tiles(layer, h), cache.slot(layer, p), count, head_dim, scale,
+                                            s + j);
+          },
+          [&](int64_t j, int64_t count, const float* k, const float*) {
+            kernels::attention_scores(q, k, stride, count, head_dim, scale, s + j);
+          });
+      kernels::softmax(s, n);
       float* o = att + r * hidden + h * head_dim;
       std::fill(o, o + head_dim, 0.0f);
-      for_each_run([&](int64_t j, int64_t count, const float*, const float* v, int64_t st) {
-        kernels::attention_values(scores.data() + j, v, st, count, head_dim, o);
-      });
+      for_each_run(
+          [&](int64_t j, int64_t count, int64_t p) {
+            kernels::attention_values(s + j, cache.value(layer, h, p), head_dim, count, head_dim, o);
+          },
+          [&](int64_t j, int64_t count, const float*, const float* v) {
+            kernels::attention_values(s + j, v, stride, count, head_dim, o);
+          });
     }
   });
 }
@@ -203,7 +214,7 @@ void Attention::store_kv(const float* qkv_rows, const BatchLayout& batch) const 
       const float* row = qkv_rows + (seq.first_row + i) * 3 * hidden;
       const int64_t pos = seq.start + i;
       for (int64_t h = 0; h < heads; ++h) {
-        std::memcpy(seq.cache->key(layer, h, pos), row + hidden + h * head_dim, head_bytes);
+        seq.cache->store_key(layer, h, pos, row + hidden + h * head_dim);
         std::memcpy(seq.cache->value(layer, h, pos), row + 2 * hidden + h * head_dim, head_bytes);
       }
     }

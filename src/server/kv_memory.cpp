@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "gptneo/error.h"
 #include "models/kv_cache.h"
@@ -24,17 +25,10 @@ int64_t oldest_needed(const ModelConfig& config, int64_t layer, int64_t n) {
 }  // namespace
 
 int64_t kv_layer_slots(const ModelConfig& config, int64_t layer, int64_t capacity) {
-  const int64_t window = window_of(config, layer);
-  const int64_t slots = window > 0 ? std::min(capacity, window + KVCacheImpl::kRingSlack) : capacity;
-  return std::max<int64_t>(slots, 1);
+  return KVCacheImpl::layer_slots(config, layer, capacity);
 }
 
-size_t kv_cache_bytes(const ModelConfig& config, int64_t capacity) {
-  size_t bytes = 0;
-  for (int64_t l = 0; l < static_cast<int64_t>(config.attention.size()); ++l)
-    bytes += 2 * static_cast<size_t>(kv_layer_slots(config, l, capacity) * config.hidden_size) * sizeof(float);
-  return bytes;
-}
+size_t kv_cache_bytes(const ModelConfig& config, int64_t capacity) { return KVCacheImpl::bytes_for(config, capacity); }
 
 bool kv_prefix_usable(const ModelConfig& config, const KVCache& cache, int64_t n) {
   if (n <= 0 || n > cache.length()) return false;
@@ -52,6 +46,7 @@ KVCache copy_kv_prefix(const Model& model, const KVCache& cache, int64_t n, int6
   const KVCacheImpl& src = cache.impl();
   KVCacheImpl& dst = out.impl();
   const size_t head_bytes = static_cast<size_t>(src.head_dim()) * sizeof(float);
+  std::vector<float> key(static_cast<size_t>(src.head_dim()));
   for (int64_t l = 0; l < src.layers(); ++l) {
     // Every position the new cache keeps that the old one still holds (at
     // least those a continuation reads); older ones are never read again.
@@ -60,7 +55,10 @@ KVCache copy_kv_prefix(const Model& model, const KVCache& cache, int64_t n, int6
     while (pos < n) {
       const int64_t run = std::min(src.contiguous(l, pos, n - pos), dst.contiguous(l, pos, n - pos));
       for (int64_t h = 0; h < src.heads(); ++h) {
-        std::memcpy(dst.key(l, h, pos), src.key(l, h, pos), static_cast<size_t>(run) * head_bytes);
+        for (int64_t i = 0; i < run; ++i) {
+          src.load_key(l, h, pos + i, key.data());
+          dst.store_key(l, h, pos + i, key.data());
+        }
         std::memcpy(dst.value(l, h, pos), src.value(l, h, pos), static_cast<size_t>(run) * head_bytes);
       }
       pos += run;
