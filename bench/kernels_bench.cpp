@@ -64,7 +64,7 @@ void BM_AttentionHead(benchmark::State& state) {
   for (auto _ : state) {
     gptneo::kernels::attention_scores(q.data(), kv.data(), stride, n, d, 1.0f, scores.data());
     gptneo::kernels::softmax(scores.data(), n);
-    gptneo::kernels::attention_values(scores.data(), kv.data(), stride, n, d, out.data());
+    gptneo::kernels::attention_values(scores.data(), n, 1, kv.data(), stride, n, d, out.data(), d);
     benchmark::DoNotOptimize(out.data());
   }
   state.counters["FLOP/s"] = benchmark::Counter(4.0 * n * d, benchmark::Counter::kIsIterationInvariantRate);
@@ -80,13 +80,32 @@ void BM_AttentionHeadCached(benchmark::State& state) {
   const auto values = random_values(static_cast<size_t>(n * d)), q = random_values(static_cast<size_t>(d));
   std::vector<float> scores(static_cast<size_t>(n)), out(static_cast<size_t>(d));
   for (auto _ : state) {
-    gptneo::kernels::attention_scores_tiled(q.data(), keys.data(), 0, n, d, 1.0f, scores.data());
+    gptneo::kernels::attention_scores_tiled(q.data(), d, 1, keys.data(), 0, n, d, 1.0f, scores.data(), n);
     gptneo::kernels::softmax(scores.data(), n);
-    gptneo::kernels::attention_values(scores.data(), values.data(), d, n, d, out.data());
+    gptneo::kernels::attention_values(scores.data(), n, 1, values.data(), d, n, d, out.data(), d);
     benchmark::DoNotOptimize(out.data());
   }
   state.counters["FLOP/s"] = benchmark::Counter(4.0 * n * d, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_AttentionHeadCached)->Arg(256)->Arg(2048);
+
+// A prompt's attention: 64 queries of one 64-wide head against n keys in
+// tiles, scores and weighted values for all of them at once (what
+// prefill does per block of queries).
+void BM_AttentionQueryBlock(benchmark::State& state) {
+  const int64_t n = state.range(0), d = 64, m = 64;
+  const int64_t tiles = (n + gptneo::kernels::kKeyTile - 1) / gptneo::kernels::kKeyTile;
+  const auto keys = random_values(static_cast<size_t>(tiles * gptneo::kernels::kKeyTile * d));
+  const auto values = random_values(static_cast<size_t>(n * d)), q = random_values(static_cast<size_t>(m * d));
+  std::vector<float> scores(static_cast<size_t>(m * n)), out(static_cast<size_t>(m * d));
+  for (auto _ : state) {
+    gptneo::kernels::attention_scores_tiled(q.data(), d, m, keys.data(), 0, n, d, 1.0f, scores.data(), n);
+    for (int64_t r = 0; r < m; ++r) gptneo::kernels::softmax(scores.data() + r * n, n);
+    gptneo::kernels::attention_values(scores.data(), n, m, values.data(), d, n, d, out.data(), d);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(4.0 * m * n * d, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_AttentionQueryBlock)->Arg(256)->Arg(2048);
 
 }  // namespace

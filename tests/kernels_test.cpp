@@ -133,13 +133,21 @@ TEST_P(KernelsIsa, AttentionScoresAndValuesOverStridedRows) {
         for (int64_t i = 0; i < d; ++i) want += double(q[i]) * kv[j * stride + i];
         ASSERT_NEAR(scores[j], 0.5 * want, 1e-5 * d);
       }
-      const auto p = random_values(static_cast<size_t>(n), 23);
-      std::vector<float> out(static_cast<size_t>(d), 1.0f);
-      kernels::attention_values(p.data(), kv.data(), stride, n, d, out.data());
-      for (int64_t i = 0; i < d; ++i) {
-        double want = 1.0;
-        for (int64_t j = 0; j < n; ++j) want += double(p[j]) * kv[j * stride + i];
-        ASSERT_NEAR(out[i], want, 1e-5 * n);
+      // Weighted values for m queries at once (p rows and out rows padded).
+      for (const int64_t m : {1, 2, 5, 9}) {
+        SCOPED_TRACE(testing::Message() << "m=" << m);
+        const int64_t ldp = n + 2, ldo = d + 1;
+        const auto p = random_values(static_cast<size_t>(m * ldp), 23 + m);
+        std::vector<float> out(static_cast<size_t>(m * ldo), 1.0f);
+        kernels::attention_values(p.data(), ldp, m, kv.data(), stride, n, d, out.data(), ldo);
+        for (int64_t r = 0; r < m; ++r) {
+          for (int64_t i = 0; i < d; ++i) {
+            double want = 1.0;
+            for (int64_t j = 0; j < n; ++j) want += double(p[r * ldp + j]) * kv[j * stride + i];
+            ASSERT_NEAR(out[r * ldo + i], want, 1e-5 * n);
+          }
+          EXPECT_EQ(out[r * ldo + d], 1.0f) << "wrote between the output rows";
+        }
       }
     }
 }
@@ -154,17 +162,23 @@ TEST_P(KernelsIsa, AttentionScoresOverKeyTiles) {
              {0, 1}, {0, 16}, {3, 5}, {15, 2}, {0, 64}, {7, 100}, {16, 130}, {40, 215}}) {
       SCOPED_TRACE(testing::Message() << "d=" << d << " first=" << first << " n=" << n);
       const int64_t tiles = (first + n + T - 1) / T;
-      const auto q = random_values(static_cast<size_t>(d), 24);
-      const auto kt = random_values(static_cast<size_t>(tiles * T * d), 25);
-      std::vector<float> scores(static_cast<size_t>(n) + 1, -7.0f);
-      kernels::attention_scores_tiled(q.data(), kt.data(), first, n, d, 0.25f, scores.data());
-      for (int64_t j = 0; j < n; ++j) {
-        const int64_t s = first + j;
-        double want = 0;
-        for (int64_t i = 0; i < d; ++i) want += double(q[i]) * kt[(s / T) * d * T + i * T + s % T];
-        ASSERT_NEAR(scores[j], 0.25 * want, 1e-5 * d);
+      for (const int64_t m : {1, 3, 8, 13}) {
+        SCOPED_TRACE(testing::Message() << "m=" << m);
+        const int64_t ldq = d + 3, lds = n + 1;
+        const auto q = random_values(static_cast<size_t>(m * ldq), 24 + m);
+        const auto kt = random_values(static_cast<size_t>(tiles * T * d), 25);
+        std::vector<float> scores(static_cast<size_t>(m * lds), -7.0f);
+        kernels::attention_scores_tiled(q.data(), ldq, m, kt.data(), first, n, d, 0.25f, scores.data(), lds);
+        for (int64_t r = 0; r < m; ++r) {
+          for (int64_t j = 0; j < n; ++j) {
+            const int64_t s = first + j;
+            double want = 0;
+            for (int64_t i = 0; i < d; ++i) want += double(q[r * ldq + i]) * kt[(s / T) * d * T + i * T + s % T];
+            ASSERT_NEAR(scores[r * lds + j], 0.25 * want, 1e-5 * d);
+          }
+          EXPECT_EQ(scores[r * lds + n], -7.0f) << "wrote past the n scores of a row";
+        }
       }
-      EXPECT_EQ(scores[n], -7.0f) << "wrote past the n scores";
     }
 }
 

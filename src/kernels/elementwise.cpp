@@ -57,13 +57,14 @@ void attention_scores(const float* q, const float* keys, int64_t stride, int64_t
   active().attention_scores(q, keys, stride, n, d, scale, scores);
 }
 
-void attention_values(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out) {
-  active().attention_values(p, values, stride, n, d, out);
+void attention_values(const float* p, int64_t ldp, int64_t m, const float* values, int64_t stride, int64_t n,
+                      int64_t d, float* out, int64_t ldo) {
+  active().attention_values(p, ldp, m, values, stride, n, d, out, ldo);
 }
 
-void attention_scores_tiled(const float* q, const float* tiles, int64_t first, int64_t n, int64_t d, float scale,
-                            float* scores) {
-  active().attention_scores_tiled(q, tiles, first, n, d, scale, scores);
+void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const float* tiles, int64_t first, int64_t n,
+                            int64_t d, float scale, float* scores, int64_t lds) {
+  active().attention_scores_tiled(q, ldq, m, tiles, first, n, d, scale, scores, lds);
 }
 
 }  // namespace gptneo::kernels

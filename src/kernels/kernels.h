@@ -76,18 +76,23 @@ void softmax(float* x, int64_t n);
 // Sum of a[i] * b[i].
 float dot(const float* a, const float* b, int64_t n);
 // Attention over a run of n keys or values stored `stride` floats apart:
-// scores[j] = dot(q, keys + j * stride, d) * scale, and
-// out[0, d) += sum over j of p[j] * values[j * stride + 0, d).
+// scores[j] = dot(q, keys + j * stride, d) * scale.
 void attention_scores(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
                       float* scores);
-void attention_values(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out);
-// The same scores against keys kept in tiles (the KV cache's layout): tile t
-// holds the keys of positions [t, t + 1) × kKeyTile as [d][kKeyTile] floats,
-// tiles follow each other, and key s, dimension i is tiles[(s / kKeyTile) ×
-// d × kKeyTile + i × kKeyTile + s % kKeyTile]. Writes scores[j] for the keys
-// s = first + j, j < n (other keys of the tiles touched are read, not used).
-void attention_scores_tiled(const float* q, const float* tiles, int64_t first, int64_t n, int64_t d, float scale,
-                            float* scores);
+// The weighted values of m queries at once (each value row is read once for
+// all of them): out[r * ldo + i] += sum over j of p[r * ldp + j] *
+// values[j * stride + i], for r < m, i < d.
+void attention_values(const float* p, int64_t ldp, int64_t m, const float* values, int64_t stride, int64_t n,
+                      int64_t d, float* out, int64_t ldo);
+// Scores of m queries (rows ldq floats apart) against keys kept in tiles
+// (the KV cache's layout): tile t holds the keys [t, t + 1) × kKeyTile as
+// [d][kKeyTile] floats, tiles follow each other, and key s, dimension i is
+// tiles[(s / kKeyTile) × d × kKeyTile + i × kKeyTile + s % kKeyTile].
+// Writes scores[r * lds + j] = dot(q_r, key first + j) * scale for j < n
+// (other keys of the tiles touched are read, not used). Several queries
+// share each load of a tile row.
+void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const float* tiles, int64_t first, int64_t n,
+                            int64_t d, float scale, float* scores, int64_t lds);
 // y[i] += a * x[i].
 void axpy(float a, const float* x, float* y, int64_t n);
 // y[i] += x[i].

@@ -183,19 +183,22 @@ void attention_scores(const float* q, const float* keys, int64_t stride, int64_t
   for (int64_t j = 0; j < n; ++j) scores[j] = dot_lanes(q, keys + j * stride, d) * scale;
 }
 
-void attention_values(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out) {
-  for (int64_t j = 0; j < n; ++j) axpy(p[j], values + j * stride, out, d);
+void attention_values(const float* p, int64_t ldp, int64_t m, const float* values, int64_t stride, int64_t n,
+                      int64_t d, float* out, int64_t ldo) {
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < n; ++j) axpy(p[r * ldp + j], values + j * stride, out + r * ldo, d);
 }
 
-void attention_scores_tiled(const float* q, const float* tiles, int64_t first, int64_t n, int64_t d, float scale,
-                            float* scores) {
-  for (int64_t j = 0; j < n; ++j) {
-    const int64_t s = first + j;
-    const float* key = tiles + (s / kKeyTile) * d * kKeyTile + s % kKeyTile;
-    float acc = 0;
-    for (int64_t i = 0; i < d; ++i) acc += q[i] * key[i * kKeyTile];
-    scores[j] = acc * scale;
-  }
+void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const float* tiles, int64_t first, int64_t n,
+                            int64_t d, float scale, float* scores, int64_t lds) {
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t s = first + j;
+      const float* key = tiles + (s / kKeyTile) * d * kKeyTile + s % kKeyTile;
+      float acc = 0;
+      for (int64_t i = 0; i < d; ++i) acc += q[r * ldq + i] * key[i * kKeyTile];
+      scores[r * lds + j] = acc * scale;
+    }
 }
 
 float sum(const float* x, int64_t n) {

@@ -462,9 +462,10 @@ void attention_scores(const float* q, const float* keys, int64_t stride, int64_t
   for (; j < n; ++j) scores[j] = dot(q, keys + j * stride, d) * scale;
 }
 
-// Scores of kKeyTile × G keys kept in G consecutive tiles (kernels.h): for
-// each dimension i, q[i] times the tiles' row i, in two interleaved sets of
-// accumulators (even and odd i) so that enough FMA chains are in flight.
+// Scores of one query against kKeyTile × G keys kept in G consecutive tiles
+// (kernels.h): for each dimension i, q[i] times the tiles' row i, in two
+// interleaved sets of accumulators (even and odd i) so that enough FMA
+// chains are in flight. Bound by reading the keys (each is used once).
 template <int G>
 inline void score_tiles(const float* q, const float* tiles, int64_t d, float scale, float* out) {
   constexpr int kRowVecs = static_cast<int>(kKeyTile) / L;
@@ -490,28 +491,74 @@ inline void score_tiles(const float* q, const float* tiles, int64_t d, float sca
   for (int c = 0; c < N; ++c) S::store(out + c * L, S::mul(S::add(a[0][c], a[1][c]), sv));
 }
 
-void attention_scores_tiled(const float* q, const float* tiles, int64_t first, int64_t n, int64_t d, float scale,
-                            float* scores) {
-  // Four tiles at a time with 16 lanes, two with 8: eight chains of FMAs.
+// Scores of MQ queries (rows ldq apart) against one tile: each row of the
+// tile is loaded once and multiplied with every query's value at that
+// dimension, MQ independent chains. out: MQ rows of kKeyTile.
+template <int MQ>
+inline void score_tile_rows(const float* q, int64_t ldq, const float* tile, int64_t d, float scale, float* out) {
+  constexpr int kRowVecs = static_cast<int>(kKeyTile) / L;
+  V a[MQ][kRowVecs];
+  for (int r = 0; r < MQ; ++r)
+    for (int v = 0; v < kRowVecs; ++v) a[r][v] = S::zero();
+  for (int64_t i = 0; i < d; ++i) {
+    V t[kRowVecs];
+    for (int v = 0; v < kRowVecs; ++v) t[v] = S::load(tile + i * kKeyTile + v * L);
+    for (int r = 0; r < MQ; ++r) {
+      const V qi = S::set1(q[r * ldq + i]);
+      for (int v = 0; v < kRowVecs; ++v) a[r][v] = S::fma(qi, t[v], a[r][v]);
+    }
+  }
+  const V sv = S::set1(scale);
+  for (int r = 0; r < MQ; ++r)
+    for (int v = 0; v < kRowVecs; ++v) S::store(out + r * kKeyTile + v * L, S::mul(a[r][v], sv));
+}
+
+// Queries taken together: 8 with 16 lanes, 4 with 8 (16 registers).
+constexpr int kScoreQueries = L == 16 ? 8 : 4;
+
+template <int MQ>
+void score_rows(const float* q, int64_t ldq, int64_t mq, const float* tile, int64_t d, float scale, float* out) {
+  if constexpr (MQ > 1) {
+    if (mq < MQ) return score_rows<MQ - 1>(q, ldq, mq, tile, d, scale, out);
+  }
+  score_tile_rows<MQ>(q, ldq, tile, d, scale, out);
+}
+
+void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const float* tiles, int64_t first, int64_t n,
+                            int64_t d, float scale, float* scores, int64_t lds) {
+  // One query: four tiles at a time with 16 lanes, two with 8 (eight chains
+  // of FMAs). Several: kScoreQueries of them per tile.
   constexpr int G = L / 4;
-  alignas(64) float buf[G * kKeyTile];
+  constexpr int64_t kBuf = (G > kScoreQueries ? G : kScoreQueries) * kKeyTile;
+  alignas(64) float buf[kBuf];
   const int64_t end = first + n;
-  for (int64_t t = first / kKeyTile; t * kKeyTile < end;) {
-    const int64_t g = min_i(G, (end - t * kKeyTile + kKeyTile - 1) / kKeyTile);
-    if (g == G)
-      score_tiles<G>(q, tiles + t * d * kKeyTile, d, scale, buf);
-    else
-      for (int64_t u = 0; u < g; ++u) score_tiles<1>(q, tiles + (t + u) * d * kKeyTile, d, scale, buf + u * kKeyTile);
-    // Keep the lanes of keys [first, end).
-    const int64_t lo = t * kKeyTile < first ? first : t * kKeyTile, hi = min_i(end, (t + g) * kKeyTile);
-    for (int64_t s = lo; s < hi; ++s) scores[s - first] = buf[s - t * kKeyTile];
-    t += g;
+  for (int64_t r0 = 0; r0 < m; r0 += kScoreQueries) {
+    const int64_t mq = min_i(kScoreQueries, m - r0);
+    for (int64_t t = first / kKeyTile; t * kKeyTile < end;) {
+      int64_t g = 1;
+      if (m == 1) {
+        g = min_i(G, (end - t * kKeyTile + kKeyTile - 1) / kKeyTile);
+        if (g == G)
+          score_tiles<G>(q, tiles + t * d * kKeyTile, d, scale, buf);
+        else
+          for (int64_t u = 0; u < g; ++u) score_tiles<1>(q, tiles + (t + u) * d * kKeyTile, d, scale, buf + u * kKeyTile);
+      } else {
+        score_rows<kScoreQueries>(q + r0 * ldq, ldq, mq, tiles + t * d * kKeyTile, d, scale, buf);
+      }
+      // Keep the lanes of keys [first, end); buf holds g consecutive tiles
+      // of one query, or one tile of mq queries.
+      const int64_t lo = t * kKeyTile < first ? first : t * kKeyTile, hi = min_i(end, (t + g) * kKeyTile);
+      for (int64_t r = 0; r < mq; ++r)
+        for (int64_t s = lo; s < hi; ++s) scores[(r0 + r) * lds + s - first] = buf[r * kKeyTile + s - t * kKeyTile];
+      t += g;
+    }
   }
 }
 
-// out[0, NV × L) += Σ p[j] values[j], keeping the output in registers while
-// the values stream past; even and odd j go to two sets of accumulators,
-// so that more FMA chains are in flight than one per output vector.
+// out[0, NV × L) += Σ p[j] values[j] for one query, keeping the output in
+// registers while the values stream past; even and odd j go to two sets of
+// accumulators, so that more FMA chains are in flight than one per output
+// vector.
 template <int NV>
 inline void values_block(const float* p, const float* values, int64_t stride, int64_t n, float* out) {
   V acc[NV], odd[NV];
@@ -535,9 +582,29 @@ inline void values_block(const float* p, const float* values, int64_t stride, in
   for (int c = 0; c < NV; ++c) S::store(out + c * L, S::add(acc[c], odd[c]));
 }
 
+// The same for MQ queries (p rows ldp apart, out rows ldo apart) sharing
+// each load of the values: MQ × NV chains.
+template <int MQ, int NV>
+inline void values_block_rows(const float* p, int64_t ldp, const float* values, int64_t stride, int64_t n, float* out,
+                              int64_t ldo) {
+  V acc[MQ][NV];
+  for (int r = 0; r < MQ; ++r)
+    for (int c = 0; c < NV; ++c) acc[r][c] = S::load(out + r * ldo + c * L);
+  for (int64_t j = 0; j < n; ++j) {
+    V v[NV];
+    for (int c = 0; c < NV; ++c) v[c] = S::load(values + j * stride + c * L);
+    for (int r = 0; r < MQ; ++r) {
+      const V pj = S::set1(p[r * ldp + j]);
+      for (int c = 0; c < NV; ++c) acc[r][c] = S::fma(pj, v[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < MQ; ++r)
+    for (int c = 0; c < NV; ++c) S::store(out + r * ldo + c * L, acc[r][c]);
+}
+
 // Output blocks of up to 8 vectors (4 with 8 lanes, whose ISA has 16
 // registers), each over all n values.
-void attention_values(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out) {
+void values_one(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out) {
   constexpr int kMax = L == 16 ? 8 : 4;
   int64_t i = 0;
   for (; i + kMax * L <= d; i += kMax * L) values_block<kMax>(p, values + i, stride, n, out + i);
@@ -553,6 +620,31 @@ void attention_values(const float* p, const float* values, int64_t stride, int64
   }
   for (int64_t k = i + (d - i) / L * L; k < d; ++k)
     for (int64_t j = 0; j < n; ++j) out[k] += p[j] * values[j * stride + k];
+}
+
+// Queries taken together, and output vectors per pass: 4 × 4 with 16
+// lanes (16 accumulators), 2 × 4 with 8.
+constexpr int kValueQueries = L == 16 ? 4 : 2;
+constexpr int kValueVecs = 4;
+
+template <int MQ>
+void values_rows(const float* p, int64_t ldp, const float* values, int64_t stride, int64_t n, int64_t d, float* out,
+                 int64_t ldo) {
+  int64_t i = 0;
+  for (; i + kValueVecs * L <= d; i += kValueVecs * L)
+    values_block_rows<MQ, kValueVecs>(p, ldp, values + i, stride, n, out + i, ldo);
+  for (; i + L <= d; i += L) values_block_rows<MQ, 1>(p, ldp, values + i, stride, n, out + i, ldo);
+  for (; i < d; ++i)
+    for (int r = 0; r < MQ; ++r)
+      for (int64_t j = 0; j < n; ++j) out[r * ldo + i] += p[r * ldp + j] * values[j * stride + i];
+}
+
+void attention_values(const float* p, int64_t ldp, int64_t m, const float* values, int64_t stride, int64_t n,
+                      int64_t d, float* out, int64_t ldo) {
+  int64_t r = 0;
+  for (; r + kValueQueries <= m; r += kValueQueries)
+    values_rows<kValueQueries>(p + r * ldp, ldp, values, stride, n, d, out + r * ldo, ldo);
+  for (; r < m; ++r) values_one(p + r * ldp, values, stride, n, d, out + r * ldo);
 }
 
 // Twelve independent chains hide the FMA latency (4 cycles on two ports).

@@ -146,62 +146,122 @@ void Attention::forward(const float* x, const BatchLayout& batch, float* out, st
   this->out.apply(att, rows, out, pool);
 }
 
+namespace {
+
+// Queries of one sequence and head attended together: each key and value
+// they read is loaded once for all of them (prompts; a decoded token is a
+// block of one).
+constexpr int64_t kQueryBlock = 16;
+
+// The keys of a batch's new rows in the KV cache's tiled layout, per
+// sequence and head, so that queries read keys of the batch the way they
+// read cached ones (kernels::attention_scores_tiled): sequence s, head h at
+// data + (offset[s] + h × tiles(s)) × head_dim × kKeyTile, its row i as key
+// i of those tiles.
+struct BatchKeyTiles {
+  std::vector<float> data;
+  std::vector<int64_t> offset;  // first tile of each sequence
+
+  static int64_t tiles(int64_t rows) { return (rows + kernels::kKeyTile - 1) / kernels::kKeyTile; }
+
+  void build(const float* qkv_rows, const BatchLayout& batch, int64_t heads, int64_t head_dim, ThreadPool& pool) {
+    const int64_t hidden = heads * head_dim, T = kernels::kKeyTile;
+    offset.assign(batch.seqs.size(), 0);
+    int64_t total = 0;
+    for (size_t s = 0; s < batch.seqs.size(); ++s) {
+      offset[s] = total;
+      total += heads * tiles(batch.seqs[s].rows);
+    }
+    data.resize(static_cast<size_t>(total * head_dim * T));
+    const auto n_seqs = static_cast<int64_t>(batch.seqs.size());
+    pool.parallel_for(n_seqs * heads, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t s = item / heads, h = item % heads;
+        const BatchLayout::Seq& seq = batch.seqs[static_cast<size_t>(s)];
+        float* t = head(s, h, seq.rows, head_dim);
+        for (int64_t i = 0; i < seq.rows; ++i) {
+          const float* k = qkv_rows + (seq.first_row + i) * 3 * hidden + hidden + h * head_dim;
+          float* dst = t + (i / T) * head_dim * T + i % T;
+          for (int64_t c = 0; c < head_dim; ++c) dst[c * T] = k[c];
+        }
+      }
+    });
+  }
+  float* head(int64_t s, int64_t h, int64_t rows, int64_t head_dim) {
+    return data.data() + (offset[static_cast<size_t>(s)] + h * tiles(rows)) * head_dim * kernels::kKeyTile;
+  }
+};
+
+}  // namespace
+
 void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* att, ThreadPool& pool) const {
   const int64_t hidden = heads * head_dim;
   const int64_t stride = 3 * hidden;
-  const int64_t rows = batch.rows();
   const float scale = 1.0f / score_divisor;
-  // Work items are (head, row) pairs in head-major order, in contiguous
-  // chunks claimed by the threads as they come: a chunk reads one or a few
-  // heads' keys while they are in cache, and a chunk of late queries (which
-  // see the most keys) does not hold up the others.
-  pool.parallel_for(rows * heads, 1, [&](int64_t begin, int64_t end) {
+  thread_local BatchKeyTiles batch_keys;
+  BatchKeyTiles& keys = batch_keys;  // (the workers' own thread_local would be another)
+  keys.build(qkv_rows, batch, heads, head_dim, pool);
+
+  // Work items are (sequence, head, block of queries), head-major within a
+  // sequence, in contiguous chunks claimed by the threads as they come: a
+  // chunk reads one or a few heads' keys while they are in cache, and a
+  // chunk of late queries (which see the most keys) does not hold up the
+  // others.
+  std::vector<int64_t> first_item(batch.seqs.size() + 1, 0);
+  for (size_t s = 0; s < batch.seqs.size(); ++s)
+    first_item[s + 1] = first_item[s] + heads * ((batch.seqs[s].rows + kQueryBlock - 1) / kQueryBlock);
+  pool.parallel_for(first_item.back(), 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scores;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t h = item / rows, r = item % rows;
-      const BatchLayout::Seq& seq = batch.seqs[static_cast<size_t>(batch.row_seq[r])];
-      const int64_t pos = batch.positions[r];
-      const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-      const int64_t n = pos - lo + 1;
-      // Calls cached(first key index, count, first position) for each run
-      // of keys of positions before seq.start (in the cache, in runs of
-      // consecutive slots), then in_batch(first key index, count, keys,
-      // values) for the later ones, rows of this batch `stride` apart.
-      auto for_each_run = [&](auto&& cached, auto&& in_batch) {
-        int64_t p = lo;
-        const int64_t cached_end = std::min(seq.start, pos + 1);
-        while (p < cached_end) {
-          const int64_t c = seq.cache->contiguous(layer, p, cached_end - p);
-          cached(p - lo, c, p);
-          p += c;
-        }
-        if (p <= pos) {
-          const float* row = qkv_rows + (seq.first_row + p - seq.start) * stride + h * head_dim;
-          in_batch(p - lo, pos - p + 1, row + hidden, row + 2 * hidden);
-        }
-      };
+      const auto s = static_cast<size_t>(std::upper_bound(first_item.begin(), first_item.end(), item) -
+                                         first_item.begin() - 1);
+      const BatchLayout::Seq& seq = batch.seqs[s];
+      const int64_t blocks = (seq.rows + kQueryBlock - 1) / kQueryBlock;
+      const int64_t h = (item - first_item[s]) / blocks, block = (item - first_item[s]) % blocks;
+      // Queries i0 .. i1 - 1 of the sequence (positions start + i); each
+      // sees keys [lo(pos), pos], and together they see [lo, hi].
+      const int64_t i0 = block * kQueryBlock, i1 = std::min(seq.rows, i0 + kQueryBlock), m = i1 - i0;
+      auto lowest = [&](int64_t pos) { return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0; };
+      const int64_t lo = lowest(seq.start + i0), hi = seq.start + i1 - 1, n = hi - lo + 1;
+      const float* q = qkv_rows + (seq.first_row + i0) * stride + h * head_dim;
+      float* o = att + (seq.first_row + i0) * hidden + h * head_dim;
       const KVCacheImpl& cache = *seq.cache;
-      const float* q = qkv_rows + r * stride + h * head_dim;
-      scores.resize(static_cast<size_t>(n));
-      float* s = scores.data();
-      for_each_run(
-          [&](int64_t j, int64_t count, int64_t p) {
-            kernels::attention_scores_tiled(q, cache.key_tiles(layer, h), cache.slot(layer, p), count, head_dim, scale,
-                                            s + j);
-          },
-          [&](int64_t j, int64_t count, const float* k, const float*) {
-            kernels::attention_scores(q, k, stride, count, head_dim, scale, s + j);
-          });
-      kernels::softmax(s, n);
-      float* o = att + r * hidden + h * head_dim;
-      std::fill(o, o + head_dim, 0.0f);
-      for_each_run(
-          [&](int64_t j, int64_t count, int64_t p) {
-            kernels::attention_values(s + j, cache.value(layer, h, p), head_dim, count, head_dim, o);
-          },
-          [&](int64_t j, int64_t count, const float*, const float* v) {
-            kernels::attention_values(s + j, v, stride, count, head_dim, o);
-          });
+      const float* new_keys = keys.head(static_cast<int64_t>(s), h, seq.rows, head_dim);
+      scores.resize(static_cast<size_t>(m * n));
+      float* sc = scores.data();
+
+      // Scores against every key any of the queries sees: cached positions
+      // (before seq.start) in runs of consecutive slots, then this batch's.
+      const int64_t cached_end = std::min(seq.start, hi + 1);
+      for (int64_t p = lo; p < cached_end;) {
+        const int64_t c = cache.contiguous(layer, p, cached_end - p);
+        kernels::attention_scores_tiled(q, stride, m, cache.key_tiles(layer, h), cache.slot(layer, p), c, head_dim,
+                                        scale, sc + (p - lo), n);
+        p += c;
+      }
+      const int64_t p_new = std::max(lo, seq.start);
+      kernels::attention_scores_tiled(q, stride, m, new_keys, p_new - seq.start, hi - p_new + 1, head_dim, scale,
+                                      sc + (p_new - lo), n);
+
+      // Each query's softmax over its own keys; the keys it does not see
+      // (later positions, or before its window) weigh 0.
+      for (int64_t r = 0; r < m; ++r) {
+        const int64_t pos = seq.start + i0 + r, first = lowest(pos) - lo, last = pos - lo;
+        float* row = sc + r * n;
+        std::fill(row, row + first, 0.0f);
+        kernels::softmax(row + first, last - first + 1);
+        std::fill(row + last + 1, row + n, 0.0f);
+        std::fill(o + r * hidden, o + r * hidden + head_dim, 0.0f);
+      }
+
+      // Weighted values, read once for all the queries.
+      for (int64_t p = lo; p < cached_end;) {
+        const int64_t c = cache.contiguous(layer, p, cached_end - p);
+        kernels::attention_values(sc + (p - lo), n, m, cache.value(layer, h, p), head_dim, c, head_dim, o, hidden);
+        p += c;
+      }
+      const float* v = qkv_rows + (seq.first_row + p_new - seq.start) * stride + 2 * hidden + h * head_dim;
+      kernels::attention_values(sc + (p_new - lo), n, m, v, stride, hi - p_new + 1, head_dim, o, hidden);
     }
   });
 }
