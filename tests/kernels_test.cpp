@@ -148,6 +148,17 @@ TEST_P(KernelsIsa, AttentionScoresAndValuesOverStridedRows) {
           }
           EXPECT_EQ(out[r * ldo + d], 1.0f) << "wrote between the output rows";
         }
+        // Values kept in IEEE half: the same sums of the rounded values.
+        std::vector<uint16_t> kv16(kv.size());
+        for (size_t i = 0; i < kv.size(); ++i) kv16[i] = f32_to_f16(kv[i]);
+        std::vector<float> out16(static_cast<size_t>(m * ldo), 1.0f);
+        kernels::attention_values(p.data(), ldp, m, kv16.data(), stride, n, d, out16.data(), ldo);
+        for (int64_t r = 0; r < m; ++r)
+          for (int64_t i = 0; i < d; ++i) {
+            double want = 1.0;
+            for (int64_t j = 0; j < n; ++j) want += double(p[r * ldp + j]) * f16_to_f32(kv16[j * stride + i]);
+            ASSERT_NEAR(out16[r * ldo + i], want, 1e-5 * n);
+          }
       }
     }
 }
@@ -178,6 +189,18 @@ TEST_P(KernelsIsa, AttentionScoresOverKeyTiles) {
           }
           EXPECT_EQ(scores[r * lds + n], -7.0f) << "wrote past the n scores of a row";
         }
+        // Keys kept in IEEE half.
+        std::vector<uint16_t> kt16(kt.size());
+        for (size_t i = 0; i < kt.size(); ++i) kt16[i] = f32_to_f16(kt[i]);
+        kernels::attention_scores_tiled(q.data(), ldq, m, kt16.data(), first, n, d, 0.25f, scores.data(), lds);
+        for (int64_t r = 0; r < m; ++r)
+          for (int64_t j = 0; j < n; ++j) {
+            const int64_t s = first + j;
+            double want = 0;
+            for (int64_t i = 0; i < d; ++i)
+              want += double(q[r * ldq + i]) * f16_to_f32(kt16[(s / T) * d * T + i * T + s % T]);
+            ASSERT_NEAR(scores[r * lds + j], 0.25 * want, 1e-5 * d);
+          }
       }
     }
 }

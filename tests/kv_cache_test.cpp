@@ -2,7 +2,9 @@
 // forward pass: token by token, in chunks, past the local window, in batches.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 #include "gptneo/error.h"
@@ -127,6 +129,45 @@ TEST_F(KVCacheTest, LocalLayersKeepOnlyARing) {
   const size_t width = 32 * sizeof(float) * 2;  // k and v
   const size_t ring = std::min<size_t>(128, 16 + 64);
   EXPECT_EQ(cache.bytes(), width * (2 * 128 + 2 * ring));
+}
+
+// An f16 cache: half the bytes, and the trained model's logits stay within
+// the rounding of keys and values to 11 significant bits of a float32
+// cache's, token by token past the local window, in a prompt-sized chunk,
+// and with a cache copied (the server's prompt cache) mid-way.
+TEST(KVCacheF16, HalfTheMemoryAndLogitsCloseToFloat32) {
+  LoadOptions f16;
+  f16.kv_cache = KVCacheFormat::F16;
+  const auto exact = Model::load(test::neo_trained_dir());
+  const auto half = Model::load(test::neo_trained_dir(), f16);
+  EXPECT_EQ(half->kv_cache_format(), KVCacheFormat::F16);
+  EXPECT_EQ(half->new_cache(300).bytes() * 2, exact->new_cache(300).bytes());
+
+  const int64_t n = 300, V = exact->config().vocab_size;
+  std::mt19937 rng(11);
+  std::vector<TokenId> ids(static_cast<size_t>(n));
+  for (auto& t : ids) t = static_cast<TokenId>(rng() % 2000);
+  KVCache ce = exact->new_cache(n), ch = half->new_cache(n);
+  // The first 200 as one chunk (prompt attention), then one at a time.
+  SequenceChunk a{&ce, {ids.data(), 200}}, b{&ch, {ids.data(), 200}};
+  exact->forward({&a, 1});
+  half->forward({&b, 1});
+  KVCache copied = ch.copy();
+  double worst = 0;
+  int same_top = 0;
+  for (int64_t t = 200; t < n; ++t) {
+    const SequenceChunk se{&ce, {&ids[static_cast<size_t>(t)], 1}};
+    const SequenceChunk sh{t < 250 ? &ch : &copied, {&ids[static_cast<size_t>(t)], 1}};
+    if (t == 250) copied = ch.copy();
+    const Logits le = exact->forward({&se, 1}), lh = half->forward({&sh, 1});
+    for (int64_t i = 0; i < V; ++i) worst = std::max(worst, double(std::abs(le.row(0)[i] - lh.row(0)[i])));
+    same_top += std::max_element(le.row(0), le.row(0) + V) - le.row(0) ==
+                std::max_element(lh.row(0), lh.row(0) + V) - lh.row(0);
+  }
+  EXPECT_GT(worst, 0.0) << "an f16 cache rounds: the logits cannot be identical";
+  EXPECT_LT(worst, 0.05);
+  EXPECT_GE(same_top, 98);
+  std::printf("f16 KV cache: largest logit difference %.2e, same top token %d / 100\n", worst, same_top);
 }
 
 }  // namespace

@@ -144,7 +144,7 @@ TEST_F(ServerScheduler, ForwardAgreesAloneBatchedAndChunkedUpToRounding) {
 
 TEST_F(ServerScheduler, KvBytesMatchTheCachesTheModelMakes) {
   for (int64_t cap : {1, 5, 64, 128})
-    EXPECT_EQ(kv_cache_bytes(model_->config(), cap), model_->new_cache(cap).bytes()) << cap;
+    EXPECT_EQ(kv_cache_bytes(*model_, cap), model_->new_cache(cap).bytes()) << cap;
 }
 
 TEST_F(ServerScheduler, ConcurrentRequestsGetWhatEachGetsAlone) {
@@ -350,7 +350,7 @@ TEST_F(ServerScheduler, AFullQueueAnswers429WithRetryAfter) {
 TEST_F(ServerScheduler, TheKvBudgetMakesRequestsWaitAndRejectsWhatNeverFits) {
   SchedulerOptions o;
   o.parallel = 4;
-  o.kv_budget_bytes = kv_cache_bytes(model_->config(), 40);  // one sequence of 40 positions
+  o.kv_budget_bytes = kv_cache_bytes(*model_, 40);  // one sequence of 40 positions
   Scheduler s(*model_, *tok_, o);
   GenerationRequest big = request("Hello there", 60, 1);
   try {

@@ -54,9 +54,16 @@ struct ModelConfig {
   static ModelConfig parse(const std::string& json_text, const std::string& where);
 };
 
+// How KV caches keep keys and values: float32 (exactly as the reference
+// computes them), or IEEE half: half the memory per sequence and half the
+// bytes attention reads per token, each key and value rounded to 11
+// significant bits (sums stay float32).
+enum class KVCacheFormat { F32, F16 };
+
 struct LoadOptions {
   int threads = 0;                           // 0: one per physical core
   WeightFormat weights = WeightFormat::F32;  // format of the matrices in memory
+  KVCacheFormat kv_cache = KVCacheFormat::F32;  // format of the caches new_cache makes
   // LoRA adapters (PEFT layout: adapter_config.json + adapter_model.safetensors)
   // merged into the weights at load, W + (alpha / r)·B·A; empty: none.
   std::filesystem::path lora_dir;
@@ -128,6 +135,7 @@ class Model {
   // A cache for a sequence of up to `capacity` positions (at most
   // max_positions; 0 means max_positions).
   KVCache new_cache(int64_t capacity = 0) const;
+  KVCacheFormat kv_cache_format() const { return kv_cache_format_; }
 
   // Runs a batch of sequences' new tokens. Not re-entrant: concurrent calls
   // are serialised.
@@ -147,6 +155,7 @@ class Model {
   virtual size_t weight_bytes_impl() const = 0;
 
   ModelConfig config_;
+  KVCacheFormat kv_cache_format_ = KVCacheFormat::F32;
 
  private:
   struct Lock;

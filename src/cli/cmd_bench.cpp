@@ -137,6 +137,7 @@ std::unique_ptr<Model> load_bench_model(const BenchArgs& a, std::string& label) 
   const ModelConfig config = ModelConfig::parse(random_config(a.random), "--random " + a.random);
   LoadOptions options;
   options.threads = a.model.threads;
+  options.kv_cache = a.model.kv_cache_format();
   if (!a.model.dtype.empty()) {
     const auto f = weight_format_from_name(a.model.dtype);
     if (!f) throw Error(fmt::format("unknown --dtype \"{}\" (expected f32, f16, bf16, q8 or q4)", a.model.dtype));
@@ -251,6 +252,7 @@ void run_model_bench(const BenchArgs& a) {
                         {"weight_bytes_per_token", wbytes / a.batch},
                         {"weight_bytes_per_step", wbytes},
                         {"kv_cache_bytes", kv_bytes},
+                        {"kv_cache_format", a.model.kv_cache},
                         {"peak_rss_bytes", peak},
                         {"isa", kernels::isa_name()}};
     if (a.limits) {
@@ -274,8 +276,8 @@ void run_model_bench(const BenchArgs& a) {
   fmt::print("decode    {} × {} tokens: {:.2f} tokens/s (median step {:.2f} ms)\n", a.batch, a.gen, decode_tok_s,
              median_step * 1e3);
   fmt::print("weights   {:.1f} MB read per decode step\n", wbytes / 1e6);
-  fmt::print("memory    peak resident {:.1f} MB while running (weights {:.1f} MB, KV cache {:.1f} MB)\n", peak / 1e6,
-             model->weight_bytes() / 1e6, kv_bytes / 1e6);
+  fmt::print("memory    peak resident {:.1f} MB while running (weights {:.1f} MB, KV cache {:.1f} MB in {})\n",
+             peak / 1e6, model->weight_bytes() / 1e6, kv_bytes / 1e6, a.model.kv_cache);
   if (a.limits) {
     fmt::print("limits    read bandwidth {:.1f} GB/s, f32 FMA peak {:.1f} GFLOP/s", limits.read_bytes_s / 1e9,
                limits.fma_flops_s / 1e9);

@@ -67,4 +67,14 @@ void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const float*
   active().attention_scores_tiled(q, ldq, m, tiles, first, n, d, scale, scores, lds);
 }
 
+void attention_values(const float* p, int64_t ldp, int64_t m, const uint16_t* values, int64_t stride, int64_t n,
+                      int64_t d, float* out, int64_t ldo) {
+  active().attention_values_f16(p, ldp, m, values, stride, n, d, out, ldo);
+}
+
+void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const uint16_t* tiles, int64_t first, int64_t n,
+                            int64_t d, float scale, float* scores, int64_t lds) {
+  active().attention_scores_tiled_f16(q, ldq, m, tiles, first, n, d, scale, scores, lds);
+}
+
 }  // namespace gptneo::kernels

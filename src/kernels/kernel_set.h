@@ -85,6 +85,11 @@ struct KernelSet {
                            int64_t d, float* out, int64_t ldo);
   void (*attention_scores_tiled)(const float* q, int64_t ldq, int64_t m, const float* tiles, int64_t first, int64_t n,
                                  int64_t d, float scale, float* scores, int64_t lds);
+  // The same two over a cache kept in IEEE half (f16 bits).
+  void (*attention_values_f16)(const float* p, int64_t ldp, int64_t m, const uint16_t* values, int64_t stride,
+                               int64_t n, int64_t d, float* out, int64_t ldo);
+  void (*attention_scores_tiled_f16)(const float* q, int64_t ldq, int64_t m, const uint16_t* tiles, int64_t first,
+                                     int64_t n, int64_t d, float scale, float* scores, int64_t lds);
 
   // For measuring the machine (gptneo bench --bandwidth): the sum of n
   // floats, and `iters` rounds of independent register-only FMA chains

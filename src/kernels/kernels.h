@@ -93,6 +93,12 @@ void attention_values(const float* p, int64_t ldp, int64_t m, const float* value
 // share each load of a tile row.
 void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const float* tiles, int64_t first, int64_t n,
                             int64_t d, float scale, float* scores, int64_t lds);
+// The same two for a cache kept in IEEE half precision (f16 bits), read as
+// float32; the sums stay float32.
+void attention_values(const float* p, int64_t ldp, int64_t m, const uint16_t* values, int64_t stride, int64_t n,
+                      int64_t d, float* out, int64_t ldo);
+void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const uint16_t* tiles, int64_t first, int64_t n,
+                            int64_t d, float scale, float* scores, int64_t lds);
 // y[i] += a * x[i].
 void axpy(float a, const float* x, float* y, int64_t n);
 // y[i] += x[i].

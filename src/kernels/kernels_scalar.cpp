@@ -183,22 +183,45 @@ void attention_scores(const float* q, const float* keys, int64_t stride, int64_t
   for (int64_t j = 0; j < n; ++j) scores[j] = dot_lanes(q, keys + j * stride, d) * scale;
 }
 
-void attention_values(const float* p, int64_t ldp, int64_t m, const float* values, int64_t stride, int64_t n,
-                      int64_t d, float* out, int64_t ldo) {
+inline float elem(float x) { return x; }
+inline float elem(uint16_t h) { return f16_to_f32(h); }
+
+template <class E>
+void weighted_values(const float* p, int64_t ldp, int64_t m, const E* values, int64_t stride, int64_t n, int64_t d,
+                     float* out, int64_t ldo) {
   for (int64_t r = 0; r < m; ++r)
-    for (int64_t j = 0; j < n; ++j) axpy(p[r * ldp + j], values + j * stride, out + r * ldo, d);
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < d; ++i) out[r * ldo + i] += p[r * ldp + j] * elem(values[j * stride + i]);
 }
 
-void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const float* tiles, int64_t first, int64_t n,
-                            int64_t d, float scale, float* scores, int64_t lds) {
+template <class E>
+void scores_tiled(const float* q, int64_t ldq, int64_t m, const E* tiles, int64_t first, int64_t n, int64_t d,
+                  float scale, float* scores, int64_t lds) {
   for (int64_t r = 0; r < m; ++r)
     for (int64_t j = 0; j < n; ++j) {
       const int64_t s = first + j;
-      const float* key = tiles + (s / kKeyTile) * d * kKeyTile + s % kKeyTile;
+      const E* key = tiles + (s / kKeyTile) * d * kKeyTile + s % kKeyTile;
       float acc = 0;
-      for (int64_t i = 0; i < d; ++i) acc += q[r * ldq + i] * key[i * kKeyTile];
+      for (int64_t i = 0; i < d; ++i) acc += q[r * ldq + i] * elem(key[i * kKeyTile]);
       scores[r * lds + j] = acc * scale;
     }
+}
+
+void attention_values(const float* p, int64_t ldp, int64_t m, const float* values, int64_t stride, int64_t n,
+                      int64_t d, float* out, int64_t ldo) {
+  weighted_values(p, ldp, m, values, stride, n, d, out, ldo);
+}
+void attention_values_f16(const float* p, int64_t ldp, int64_t m, const uint16_t* values, int64_t stride, int64_t n,
+                          int64_t d, float* out, int64_t ldo) {
+  weighted_values(p, ldp, m, values, stride, n, d, out, ldo);
+}
+void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const float* tiles, int64_t first, int64_t n,
+                            int64_t d, float scale, float* scores, int64_t lds) {
+  scores_tiled(q, ldq, m, tiles, first, n, d, scale, scores, lds);
+}
+void attention_scores_tiled_f16(const float* q, int64_t ldq, int64_t m, const uint16_t* tiles, int64_t first,
+                                int64_t n, int64_t d, float scale, float* scores, int64_t lds) {
+  scores_tiled(q, ldq, m, tiles, first, n, d, scale, scores, lds);
 }
 
 float sum(const float* x, int64_t n) {
@@ -232,7 +255,7 @@ const KernelSet& scalar_kernels() {
                               gemm_panel, quant::quantize_row_act, gemm_quant, nullptr, nullptr,
                               dot,       axpy,        add,              layer_norm_row,
                               softmax,  gelu_tanh,   attention_scores, attention_values,
-                              attention_scores_tiled, sum,      fma_loop, nullptr};
+                              attention_scores_tiled, attention_values_f16, attention_scores_tiled_f16, sum,      fma_loop, nullptr};
   return k;
 }
 

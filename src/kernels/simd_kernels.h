@@ -462,23 +462,42 @@ void attention_scores(const float* q, const float* keys, int64_t stride, int64_t
   for (; j < n; ++j) scores[j] = dot(q, keys + j * stride, d) * scale;
 }
 
+// Keys and values in the KV cache are float32, or IEEE half (f16 bits) in
+// a cache of half the size: read as float32 vectors / scalars either way.
+inline V load_elem(const float* p) { return S::load(p); }
+inline V load_elem(const uint16_t* p) { return S::load_f16(p); }
+inline float elem(float x) { return x; }
+inline float elem(uint16_t h) { return S::f16_scalar(h); }
+template <class E>
+inline void prefetch_elems(const E* row, int64_t n) {
+  for (int64_t i = 0; i < n; i += 64 / static_cast<int64_t>(sizeof(E)))
+    _mm_prefetch(reinterpret_cast<const char*>(row + i), _MM_HINT_T0);
+}
+
 // Scores of one query against kKeyTile × G keys kept in G consecutive tiles
 // (kernels.h): for each dimension i, q[i] times the tiles' row i, in two
 // interleaved sets of accumulators (even and odd i) so that enough FMA
 // chains are in flight. Bound by reading the keys (each is used once).
-template <int G>
-inline void score_tiles(const float* q, const float* tiles, int64_t d, float scale, float* out) {
+template <int G, class E>
+inline void score_tiles(const float* q, const E* tiles, int64_t d, float scale, float* out) {
   constexpr int kRowVecs = static_cast<int>(kKeyTile) / L;
   constexpr int N = G * kRowVecs;
   const int64_t tile_floats = d * kKeyTile;
   V a[2][N];
   for (int c = 0; c < N; ++c) a[0][c] = a[1][c] = S::zero();
+  // The next G tiles' row i, G tiles ahead: keys are read once, from
+  // memory, in short runs (a head's keys of one sequence) that the hardware
+  // prefetchers are slow to pick up.
+  constexpr int64_t kElemsPerLine = 64 / static_cast<int64_t>(sizeof(E));
   auto row = [&](V* acc, int64_t i) {
     const V qi = S::set1(q[i]);
+    if ((i * kKeyTile) % kElemsPerLine == 0)
+      for (int g = 0; g < G; ++g)
+        _mm_prefetch(reinterpret_cast<const char*>(tiles + (G + g) * tile_floats + i * kKeyTile), _MM_HINT_T0);
     for (int g = 0; g < G; ++g)
       for (int v = 0; v < kRowVecs; ++v) {
-        const float* p = tiles + g * tile_floats + i * kKeyTile + v * L;
-        acc[g * kRowVecs + v] = S::fma(qi, S::load(p), acc[g * kRowVecs + v]);
+        const E* p = tiles + g * tile_floats + i * kKeyTile + v * L;
+        acc[g * kRowVecs + v] = S::fma(qi, load_elem(p), acc[g * kRowVecs + v]);
       }
   };
   int64_t i = 0;
@@ -494,15 +513,15 @@ inline void score_tiles(const float* q, const float* tiles, int64_t d, float sca
 // Scores of MQ queries (rows ldq apart) against one tile: each row of the
 // tile is loaded once and multiplied with every query's value at that
 // dimension, MQ independent chains. out: MQ rows of kKeyTile.
-template <int MQ>
-inline void score_tile_rows(const float* q, int64_t ldq, const float* tile, int64_t d, float scale, float* out) {
+template <int MQ, class E>
+inline void score_tile_rows(const float* q, int64_t ldq, const E* tile, int64_t d, float scale, float* out) {
   constexpr int kRowVecs = static_cast<int>(kKeyTile) / L;
   V a[MQ][kRowVecs];
   for (int r = 0; r < MQ; ++r)
     for (int v = 0; v < kRowVecs; ++v) a[r][v] = S::zero();
   for (int64_t i = 0; i < d; ++i) {
     V t[kRowVecs];
-    for (int v = 0; v < kRowVecs; ++v) t[v] = S::load(tile + i * kKeyTile + v * L);
+    for (int v = 0; v < kRowVecs; ++v) t[v] = load_elem(tile + i * kKeyTile + v * L);
     for (int r = 0; r < MQ; ++r) {
       const V qi = S::set1(q[r * ldq + i]);
       for (int v = 0; v < kRowVecs; ++v) a[r][v] = S::fma(qi, t[v], a[r][v]);
@@ -516,16 +535,17 @@ inline void score_tile_rows(const float* q, int64_t ldq, const float* tile, int6
 // Queries taken together: 8 with 16 lanes, 4 with 8 (16 registers).
 constexpr int kScoreQueries = L == 16 ? 8 : 4;
 
-template <int MQ>
-void score_rows(const float* q, int64_t ldq, int64_t mq, const float* tile, int64_t d, float scale, float* out) {
+template <int MQ, class E>
+void score_rows(const float* q, int64_t ldq, int64_t mq, const E* tile, int64_t d, float scale, float* out) {
   if constexpr (MQ > 1) {
-    if (mq < MQ) return score_rows<MQ - 1>(q, ldq, mq, tile, d, scale, out);
+    if (mq < MQ) return score_rows<MQ - 1, E>(q, ldq, mq, tile, d, scale, out);
   }
-  score_tile_rows<MQ>(q, ldq, tile, d, scale, out);
+  score_tile_rows<MQ, E>(q, ldq, tile, d, scale, out);
 }
 
-void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const float* tiles, int64_t first, int64_t n,
-                            int64_t d, float scale, float* scores, int64_t lds) {
+template <class E>
+void scores_tiled(const float* q, int64_t ldq, int64_t m, const E* tiles, int64_t first, int64_t n, int64_t d,
+                  float scale, float* scores, int64_t lds) {
   // One query: four tiles at a time with 16 lanes, two with 8 (eight chains
   // of FMAs). Several: kScoreQueries of them per tile.
   constexpr int G = L / 4;
@@ -539,11 +559,11 @@ void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const float*
       if (m == 1) {
         g = min_i(G, (end - t * kKeyTile + kKeyTile - 1) / kKeyTile);
         if (g == G)
-          score_tiles<G>(q, tiles + t * d * kKeyTile, d, scale, buf);
+          score_tiles<G, E>(q, tiles + t * d * kKeyTile, d, scale, buf);
         else
-          for (int64_t u = 0; u < g; ++u) score_tiles<1>(q, tiles + (t + u) * d * kKeyTile, d, scale, buf + u * kKeyTile);
+          for (int64_t u = 0; u < g; ++u) score_tiles<1, E>(q, tiles + (t + u) * d * kKeyTile, d, scale, buf + u * kKeyTile);
       } else {
-        score_rows<kScoreQueries>(q + r0 * ldq, ldq, mq, tiles + t * d * kKeyTile, d, scale, buf);
+        score_rows<kScoreQueries, E>(q + r0 * ldq, ldq, mq, tiles + t * d * kKeyTile, d, scale, buf);
       }
       // Keep the lanes of keys [first, end); buf holds g consecutive tiles
       // of one query, or one tile of mq queries.
@@ -559,8 +579,8 @@ void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const float*
 // registers while the values stream past; even and odd j go to two sets of
 // accumulators, so that more FMA chains are in flight than one per output
 // vector.
-template <int NV>
-inline void values_block(const float* p, const float* values, int64_t stride, int64_t n, float* out) {
+template <int NV, class E>
+inline void values_block(const float* p, const E* values, int64_t stride, int64_t n, float* out) {
   V acc[NV], odd[NV];
   for (int c = 0; c < NV; ++c) {
     acc[c] = S::load(out + c * L);
@@ -568,31 +588,31 @@ inline void values_block(const float* p, const float* values, int64_t stride, in
   }
   int64_t j = 0;
   for (; j + 2 <= n; j += 2) {
-    if (j + kPrefetchRows < n) prefetch_row(values + (j + kPrefetchRows) * stride, NV * L);
-    if (j + 1 + kPrefetchRows < n) prefetch_row(values + (j + 1 + kPrefetchRows) * stride, NV * L);
+    if (j + kPrefetchRows < n) prefetch_elems(values + (j + kPrefetchRows) * stride, NV * L);
+    if (j + 1 + kPrefetchRows < n) prefetch_elems(values + (j + 1 + kPrefetchRows) * stride, NV * L);
     const V p0 = S::set1(p[j]), p1 = S::set1(p[j + 1]);
-    const float* v = values + j * stride;
+    const E* v = values + j * stride;
     for (int c = 0; c < NV; ++c) {
-      acc[c] = S::fma(p0, S::load(v + c * L), acc[c]);
-      odd[c] = S::fma(p1, S::load(v + stride + c * L), odd[c]);
+      acc[c] = S::fma(p0, load_elem(v + c * L), acc[c]);
+      odd[c] = S::fma(p1, load_elem(v + stride + c * L), odd[c]);
     }
   }
   if (j < n)
-    for (int c = 0; c < NV; ++c) acc[c] = S::fma(S::set1(p[j]), S::load(values + j * stride + c * L), acc[c]);
+    for (int c = 0; c < NV; ++c) acc[c] = S::fma(S::set1(p[j]), load_elem(values + j * stride + c * L), acc[c]);
   for (int c = 0; c < NV; ++c) S::store(out + c * L, S::add(acc[c], odd[c]));
 }
 
 // The same for MQ queries (p rows ldp apart, out rows ldo apart) sharing
 // each load of the values: MQ × NV chains.
-template <int MQ, int NV>
-inline void values_block_rows(const float* p, int64_t ldp, const float* values, int64_t stride, int64_t n, float* out,
+template <int MQ, int NV, class E>
+inline void values_block_rows(const float* p, int64_t ldp, const E* values, int64_t stride, int64_t n, float* out,
                               int64_t ldo) {
   V acc[MQ][NV];
   for (int r = 0; r < MQ; ++r)
     for (int c = 0; c < NV; ++c) acc[r][c] = S::load(out + r * ldo + c * L);
   for (int64_t j = 0; j < n; ++j) {
     V v[NV];
-    for (int c = 0; c < NV; ++c) v[c] = S::load(values + j * stride + c * L);
+    for (int c = 0; c < NV; ++c) v[c] = load_elem(values + j * stride + c * L);
     for (int r = 0; r < MQ; ++r) {
       const V pj = S::set1(p[r * ldp + j]);
       for (int c = 0; c < NV; ++c) acc[r][c] = S::fma(pj, v[c], acc[r][c]);
@@ -604,22 +624,23 @@ inline void values_block_rows(const float* p, int64_t ldp, const float* values, 
 
 // Output blocks of up to 8 vectors (4 with 8 lanes, whose ISA has 16
 // registers), each over all n values.
-void values_one(const float* p, const float* values, int64_t stride, int64_t n, int64_t d, float* out) {
+template <class E>
+void values_one(const float* p, const E* values, int64_t stride, int64_t n, int64_t d, float* out) {
   constexpr int kMax = L == 16 ? 8 : 4;
   int64_t i = 0;
-  for (; i + kMax * L <= d; i += kMax * L) values_block<kMax>(p, values + i, stride, n, out + i);
+  for (; i + kMax * L <= d; i += kMax * L) values_block<kMax, E>(p, values + i, stride, n, out + i);
   switch ((d - i) / L) {
-    case 7: values_block<7>(p, values + i, stride, n, out + i); break;
-    case 6: values_block<6>(p, values + i, stride, n, out + i); break;
-    case 5: values_block<5>(p, values + i, stride, n, out + i); break;
-    case 4: values_block<4>(p, values + i, stride, n, out + i); break;
-    case 3: values_block<3>(p, values + i, stride, n, out + i); break;
-    case 2: values_block<2>(p, values + i, stride, n, out + i); break;
-    case 1: values_block<1>(p, values + i, stride, n, out + i); break;
+    case 7: values_block<7, E>(p, values + i, stride, n, out + i); break;
+    case 6: values_block<6, E>(p, values + i, stride, n, out + i); break;
+    case 5: values_block<5, E>(p, values + i, stride, n, out + i); break;
+    case 4: values_block<4, E>(p, values + i, stride, n, out + i); break;
+    case 3: values_block<3, E>(p, values + i, stride, n, out + i); break;
+    case 2: values_block<2, E>(p, values + i, stride, n, out + i); break;
+    case 1: values_block<1, E>(p, values + i, stride, n, out + i); break;
     default: break;
   }
   for (int64_t k = i + (d - i) / L * L; k < d; ++k)
-    for (int64_t j = 0; j < n; ++j) out[k] += p[j] * values[j * stride + k];
+    for (int64_t j = 0; j < n; ++j) out[k] += p[j] * elem(values[j * stride + k]);
 }
 
 // Queries taken together, and output vectors per pass: 4 × 4 with 16
@@ -627,24 +648,43 @@ void values_one(const float* p, const float* values, int64_t stride, int64_t n, 
 constexpr int kValueQueries = L == 16 ? 4 : 2;
 constexpr int kValueVecs = 4;
 
-template <int MQ>
-void values_rows(const float* p, int64_t ldp, const float* values, int64_t stride, int64_t n, int64_t d, float* out,
+template <int MQ, class E>
+void values_rows(const float* p, int64_t ldp, const E* values, int64_t stride, int64_t n, int64_t d, float* out,
                  int64_t ldo) {
   int64_t i = 0;
   for (; i + kValueVecs * L <= d; i += kValueVecs * L)
-    values_block_rows<MQ, kValueVecs>(p, ldp, values + i, stride, n, out + i, ldo);
-  for (; i + L <= d; i += L) values_block_rows<MQ, 1>(p, ldp, values + i, stride, n, out + i, ldo);
+    values_block_rows<MQ, kValueVecs, E>(p, ldp, values + i, stride, n, out + i, ldo);
+  for (; i + L <= d; i += L) values_block_rows<MQ, 1, E>(p, ldp, values + i, stride, n, out + i, ldo);
   for (; i < d; ++i)
     for (int r = 0; r < MQ; ++r)
-      for (int64_t j = 0; j < n; ++j) out[r * ldo + i] += p[r * ldp + j] * values[j * stride + i];
+      for (int64_t j = 0; j < n; ++j) out[r * ldo + i] += p[r * ldp + j] * elem(values[j * stride + i]);
 }
 
-void attention_values(const float* p, int64_t ldp, int64_t m, const float* values, int64_t stride, int64_t n,
-                      int64_t d, float* out, int64_t ldo) {
+template <class E>
+void weighted_values(const float* p, int64_t ldp, int64_t m, const E* values, int64_t stride, int64_t n, int64_t d,
+                     float* out, int64_t ldo) {
   int64_t r = 0;
   for (; r + kValueQueries <= m; r += kValueQueries)
-    values_rows<kValueQueries>(p + r * ldp, ldp, values, stride, n, d, out + r * ldo, ldo);
-  for (; r < m; ++r) values_one(p + r * ldp, values, stride, n, d, out + r * ldo);
+    values_rows<kValueQueries, E>(p + r * ldp, ldp, values, stride, n, d, out + r * ldo, ldo);
+  for (; r < m; ++r) values_one<E>(p + r * ldp, values, stride, n, d, out + r * ldo);
+}
+
+// The kernel-set entries: float32 and f16 caches.
+void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const float* tiles, int64_t first, int64_t n,
+                            int64_t d, float scale, float* scores, int64_t lds) {
+  scores_tiled(q, ldq, m, tiles, first, n, d, scale, scores, lds);
+}
+void attention_scores_tiled_f16(const float* q, int64_t ldq, int64_t m, const uint16_t* tiles, int64_t first,
+                                int64_t n, int64_t d, float scale, float* scores, int64_t lds) {
+  scores_tiled(q, ldq, m, tiles, first, n, d, scale, scores, lds);
+}
+void attention_values(const float* p, int64_t ldp, int64_t m, const float* values, int64_t stride, int64_t n,
+                      int64_t d, float* out, int64_t ldo) {
+  weighted_values(p, ldp, m, values, stride, n, d, out, ldo);
+}
+void attention_values_f16(const float* p, int64_t ldp, int64_t m, const uint16_t* values, int64_t stride, int64_t n,
+                          int64_t d, float* out, int64_t ldo) {
+  weighted_values(p, ldp, m, values, stride, n, d, out, ldo);
 }
 
 // Twelve independent chains hide the FMA latency (4 cycles on two ports).
@@ -666,5 +706,5 @@ const KernelSet kTable = {
     S::kName,   S::kIsa,        kPanelWidth, S::kPanelRows, gemm_direct,    pack_panel,       gemm_panel,
     quantize_act, gemm_quant,   nullptr,     nullptr,
     dot,        axpy,           add,         layer_norm_row, softmax,          gelu_tanh,
-    attention_scores, attention_values, attention_scores_tiled, sum, fma_loop,      nullptr,
+    attention_scores, attention_values, attention_scores_tiled, attention_values_f16, attention_scores_tiled_f16, sum, fma_loop,      nullptr,
 };

@@ -53,6 +53,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadO
   if (!options.lora_dir.empty()) training::apply_lora_to_checkpoint(ck, options.lora_dir);
   std::unique_ptr<Model> model = arch->load(std::move(config), ck, options);
   model->lock_ = std::make_shared<Lock>();
+  model->kv_cache_format_ = options.kv_cache;
   return model;
 }
 
@@ -73,6 +74,7 @@ std::unique_ptr<Model> Model::random(const ModelConfig& config, const LoadOption
   const Checkpoint ck = Checkpoint::synthetic(values, count);
   std::unique_ptr<Model> model = arch->load(config, ck, options);
   model->lock_ = std::make_shared<Lock>();
+  model->kv_cache_format_ = options.kv_cache;
   return model;
 }
 
@@ -82,7 +84,7 @@ KVCache Model::new_cache(int64_t capacity) const {
     throw Error(fmt::format("a sequence of {} positions exceeds the model's maximum of {} "
                             "(max_position_embeddings)",
                             capacity, config_.max_positions));
-  return KVCache(std::make_unique<KVCacheImpl>(config_, capacity));
+  return KVCache(std::make_unique<KVCacheImpl>(config_, capacity, kv_cache_format_));
 }
 
 Logits Model::forward(std::span<const SequenceChunk> batch) {

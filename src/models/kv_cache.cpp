@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/dtype.h"
 #include "gptneo/error.h"
 
 namespace gptneo {
@@ -12,6 +13,11 @@ namespace gptneo {
 namespace {
 
 int64_t key_tiles_for(int64_t slots) { return (slots + kernels::kKeyTile - 1) / kernels::kKeyTile; }
+
+// Floats of storage for n elements (f16: two per float, rounded up).
+size_t floats_for(int64_t n, KVCacheFormat format) {
+  return static_cast<size_t>(format == KVCacheFormat::F16 ? (n + 1) / 2 : n);
+}
 
 }  // namespace
 
@@ -21,24 +27,25 @@ int64_t KVCacheImpl::layer_slots(const ModelConfig& config, int64_t layer, int64
   return std::max<int64_t>(slots, 1);
 }
 
-size_t KVCacheImpl::bytes_for(const ModelConfig& config, int64_t capacity) {
-  size_t floats = 0;
+size_t KVCacheImpl::bytes_for(const ModelConfig& config, int64_t capacity, KVCacheFormat format) {
+  size_t bytes = 0;
   for (int64_t l = 0; l < static_cast<int64_t>(config.attention.size()); ++l) {
     const int64_t slots = layer_slots(config, l, capacity);
-    floats += static_cast<size_t>((key_tiles_for(slots) * kernels::kKeyTile + slots) * config.hidden_size);
+    bytes += floats_for(key_tiles_for(slots) * kernels::kKeyTile * config.hidden_size, format) * sizeof(float);
+    bytes += floats_for(slots * config.hidden_size, format) * sizeof(float);
   }
-  return floats * sizeof(float);
+  return bytes;
 }
 
-KVCacheImpl::KVCacheImpl(const ModelConfig& config, int64_t capacity)
-    : capacity_(capacity), heads_(config.num_heads), head_dim_(config.head_dim()) {
+KVCacheImpl::KVCacheImpl(const ModelConfig& config, int64_t capacity, KVCacheFormat format)
+    : capacity_(capacity), heads_(config.num_heads), head_dim_(config.head_dim()), format_(format) {
   for (int64_t layer = 0; layer < static_cast<int64_t>(config.attention.size()); ++layer) {
     Layer l;
     l.window = config.attention[static_cast<size_t>(layer)] == AttentionKind::Local ? config.window_size : 0;
     l.slots = layer_slots(config, layer, capacity);
     l.tiles = key_tiles_for(l.slots);
-    l.k.assign(static_cast<size_t>(heads_ * l.tiles * kernels::kKeyTile * head_dim_), 0.0f);
-    l.v.assign(static_cast<size_t>(heads_ * l.slots * head_dim_), 0.0f);
+    l.k.assign(floats_for(heads_ * l.tiles * kernels::kKeyTile * head_dim_, format), 0.0f);
+    l.v.assign(floats_for(heads_ * l.slots * head_dim_, format), 0.0f);
     layers_.push_back(std::move(l));
   }
 }
@@ -47,6 +54,38 @@ size_t KVCacheImpl::bytes() const {
   size_t n = 0;
   for (const auto& l : layers_) n += (l.k.size() + l.v.size()) * sizeof(float);
   return n;
+}
+
+void KVCacheImpl::store(int64_t layer, int64_t head, int64_t pos, const float* key, const float* value) {
+  Layer& l = layers_[layer];
+  const int64_t ko = key_offset(layer, head, pos), vo = value_offset(layer, head, pos);
+  if (format_ == KVCacheFormat::F16) {
+    auto* k = reinterpret_cast<uint16_t*>(l.k.data()) + ko;
+    auto* v = reinterpret_cast<uint16_t*>(l.v.data()) + vo;
+    for (int64_t i = 0; i < head_dim_; ++i) {
+      k[i * kernels::kKeyTile] = f32_to_f16(key[i]);
+      v[i] = f32_to_f16(value[i]);
+    }
+  } else {
+    for (int64_t i = 0; i < head_dim_; ++i) l.k[static_cast<size_t>(ko + i * kernels::kKeyTile)] = key[i];
+    std::copy(value, value + head_dim_, l.v.data() + vo);
+  }
+}
+
+void KVCacheImpl::load(int64_t layer, int64_t head, int64_t pos, float* key, float* value) const {
+  const Layer& l = layers_[layer];
+  const int64_t ko = key_offset(layer, head, pos), vo = value_offset(layer, head, pos);
+  if (format_ == KVCacheFormat::F16) {
+    const uint16_t* k = data<uint16_t>(l.k) + ko;
+    const uint16_t* v = data<uint16_t>(l.v) + vo;
+    for (int64_t i = 0; i < head_dim_; ++i) {
+      key[i] = f16_to_f32(k[i * kernels::kKeyTile]);
+      value[i] = f16_to_f32(v[i]);
+    }
+  } else {
+    for (int64_t i = 0; i < head_dim_; ++i) key[i] = l.k[static_cast<size_t>(ko + i * kernels::kKeyTile)];
+    std::copy(l.v.data() + vo, l.v.data() + vo + head_dim_, value);
+  }
 }
 
 void KVCacheImpl::truncate(int64_t n) {

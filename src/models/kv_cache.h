@@ -15,6 +15,10 @@
 // ([head][tile][dim][slot in tile]), so that the scores of a query against
 // 16 keys are 16-wide vector multiply-adds with no horizontal sums
 // (kernels::attention_scores_tiled).
+//
+// Keys and values are float32, or IEEE half (KVCacheFormat::F16): half the
+// memory, and half the bytes attention reads per token, which is what bounds
+// decoding many sequences or long ones.
 #pragma once
 
 #include <algorithm>
@@ -31,18 +35,19 @@ class KVCacheImpl {
  public:
   static constexpr int64_t kRingSlack = 64;
 
-  KVCacheImpl(const ModelConfig& config, int64_t capacity);
+  KVCacheImpl(const ModelConfig& config, int64_t capacity, KVCacheFormat format = KVCacheFormat::F32);
 
   // The positions layer `layer` of a cache of `capacity` positions holds,
   // and the bytes such a cache takes (before making one).
   static int64_t layer_slots(const ModelConfig& config, int64_t layer, int64_t capacity);
-  static size_t bytes_for(const ModelConfig& config, int64_t capacity);
+  static size_t bytes_for(const ModelConfig& config, int64_t capacity, KVCacheFormat format);
 
   int64_t length() const { return length_; }
   int64_t capacity() const { return capacity_; }
   int64_t heads() const { return heads_; }
   int64_t head_dim() const { return head_dim_; }
   int64_t layers() const { return static_cast<int64_t>(layers_.size()); }
+  KVCacheFormat format() const { return format_; }
   size_t bytes() const;
 
   // The slot that position `pos` of `layer` is stored in.
@@ -50,37 +55,33 @@ class KVCacheImpl {
   // The keys of head `head` in `layer`, in tiles (see the top of this file;
   // the layout kernels::attention_scores_tiled reads): slot s, dimension i
   // is at [(s / kKeyTile) × head_dim × kKeyTile + i × kKeyTile + s % kKeyTile].
-  const float* key_tiles(int64_t layer, int64_t head) const {
+  // E is float for a float32 cache, uint16_t (f16 bits) for an f16 one.
+  template <class E>
+  const E* key_tiles(int64_t layer, int64_t head) const {
     const Layer& l = layers_[layer];
-    return l.k.data() + head * l.tiles * head_dim_ * kernels::kKeyTile;
+    return data<E>(l.k) + head * l.tiles * head_dim_ * kernels::kKeyTile;
   }
-  // Writes / reads the key vector (head_dim floats) of head `head` at `pos`.
-  void store_key(int64_t layer, int64_t head, int64_t pos, const float* key) {
-    float* k = key_at(layer, head, pos);
-    for (int64_t i = 0; i < head_dim_; ++i) k[i * kernels::kKeyTile] = key[i];
-  }
-  void load_key(int64_t layer, int64_t head, int64_t pos, float* key) const {
-    const float* k = key_at(layer, head, pos);
-    for (int64_t i = 0; i < head_dim_; ++i) key[i] = k[i * kernels::kKeyTile];
-  }
-  // Value vector of head `head` (head_dim floats) at `pos` in `layer`.
-  // The position must still be held (see holds()).
-  const float* value(int64_t layer, int64_t head, int64_t pos) const {
+  // The value vector (head_dim elements) of head `head` at `pos` in `layer`;
+  // the values of consecutive slots follow each other.
+  template <class E>
+  const E* values(int64_t layer, int64_t head, int64_t pos) const {
     const Layer& l = layers_[layer];
-    return l.v.data() + (head * l.slots + slot(layer, pos)) * head_dim_;
+    return data<E>(l.v) + (head * l.slots + slot(layer, pos)) * head_dim_;
   }
-  float* value(int64_t layer, int64_t head, int64_t pos) {
-    return const_cast<float*>(std::as_const(*this).value(layer, head, pos));
-  }
+  // Write / read the key and value vectors (head_dim floats) of head `head`
+  // at `pos` in `layer`. The position must still be held (see holds()).
+  void store(int64_t layer, int64_t head, int64_t pos, const float* key, const float* value);
+  void load(int64_t layer, int64_t head, int64_t pos, float* key, float* value) const;
+
   // Whether `layer` still holds position `pos` (< length()).
   bool holds(int64_t layer, int64_t pos) const {
     return pos >= 0 && pos < length_ && pos >= length_ - layers_[layer].slots;
   }
 
   // How many of the n positions from `pos` on lie in consecutive slots of
-  // `layer` (a ring wraps around): value(layer, h, pos + i) is then
-  // value(layer, h, pos) + i * head_dim(), and their keys are slots
-  // slot(layer, pos) + i of key_tiles(layer, h).
+  // `layer` (a ring wraps around): their values follow each other from
+  // values(layer, h, pos) on, and their keys are slots slot(layer, pos) + i
+  // of key_tiles(layer, h).
   int64_t contiguous(int64_t layer, int64_t pos, int64_t n) const {
     const int64_t slots = layers_[layer].slots;
     return std::min(n, slots - pos % slots);
@@ -91,24 +92,34 @@ class KVCacheImpl {
   void truncate(int64_t n);
 
  private:
+  // Element storage: float32, or f16 bits two to a float's room.
+  using Buffer = std::vector<float>;
   struct Layer {
     int64_t slots = 0;  // positions held: capacity, or a ring for local layers
     int64_t tiles = 0;  // key tiles per head: slots / kKeyTile, rounded up
     int64_t window = 0;  // 0 for global layers
-    std::vector<float> k, v;
+    Buffer k, v;
   };
-  const float* key_at(int64_t layer, int64_t head, int64_t pos) const {
-    const int64_t s = slot(layer, pos);
-    return key_tiles(layer, head) + (s / kernels::kKeyTile) * head_dim_ * kernels::kKeyTile + s % kernels::kKeyTile;
+  template <class E>
+  static const E* data(const Buffer& b) {
+    return reinterpret_cast<const E*>(b.data());
   }
-  float* key_at(int64_t layer, int64_t head, int64_t pos) {
-    return const_cast<float*>(std::as_const(*this).key_at(layer, head, pos));
+  // Offsets of position `pos`'s key (dimension 0; the others kKeyTile
+  // apart) and value (dimension 0; the others next) in their buffers.
+  int64_t key_offset(int64_t layer, int64_t head, int64_t pos) const {
+    const Layer& l = layers_[layer];
+    const int64_t s = slot(layer, pos);
+    return (head * l.tiles + s / kernels::kKeyTile) * head_dim_ * kernels::kKeyTile + s % kernels::kKeyTile;
+  }
+  int64_t value_offset(int64_t layer, int64_t head, int64_t pos) const {
+    return (head * layers_[layer].slots + slot(layer, pos)) * head_dim_;
   }
 
   int64_t length_ = 0;
   int64_t capacity_ = 0;
   int64_t heads_ = 0;
   int64_t head_dim_ = 0;
+  KVCacheFormat format_ = KVCacheFormat::F32;
   std::vector<Layer> layers_;
 };
 

@@ -142,7 +142,7 @@ void Attention::forward(const float* x, const BatchLayout& batch, float* out, st
     }
   }
   attend(qkv_rows, batch, att, pool);
-  store_kv(qkv_rows, batch);
+  store_kv(qkv_rows, batch, pool);
   this->out.apply(att, rows, out, pool);
 }
 
@@ -233,13 +233,20 @@ void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* a
       // Scores against every key any of the queries sees: cached positions
       // (before seq.start) in runs of consecutive slots, then this batch's.
       const int64_t cached_end = std::min(seq.start, hi + 1);
-      for (int64_t p = lo; p < cached_end;) {
-        const int64_t c = cache.contiguous(layer, p, cached_end - p);
-        kernels::attention_scores_tiled(q, stride, m, cache.key_tiles(layer, h), cache.slot(layer, p), c, head_dim,
-                                        scale, sc + (p - lo), n);
-        p += c;
-      }
       const int64_t p_new = std::max(lo, seq.start);
+      auto cached_scores = [&](auto elem) {
+        using E = decltype(elem);
+        for (int64_t p = lo; p < cached_end;) {
+          const int64_t c = cache.contiguous(layer, p, cached_end - p);
+          kernels::attention_scores_tiled(q, stride, m, cache.key_tiles<E>(layer, h), cache.slot(layer, p), c,
+                                          head_dim, scale, sc + (p - lo), n);
+          p += c;
+        }
+      };
+      if (cache.format() == KVCacheFormat::F16)
+        cached_scores(uint16_t{});
+      else
+        cached_scores(float{});
       kernels::attention_scores_tiled(q, stride, m, new_keys, p_new - seq.start, hi - p_new + 1, head_dim, scale,
                                       sc + (p_new - lo), n);
 
@@ -255,30 +262,40 @@ void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* a
       }
 
       // Weighted values, read once for all the queries.
-      for (int64_t p = lo; p < cached_end;) {
-        const int64_t c = cache.contiguous(layer, p, cached_end - p);
-        kernels::attention_values(sc + (p - lo), n, m, cache.value(layer, h, p), head_dim, c, head_dim, o, hidden);
-        p += c;
-      }
+      auto cached_values = [&](auto elem) {
+        using E = decltype(elem);
+        for (int64_t p = lo; p < cached_end;) {
+          const int64_t c = cache.contiguous(layer, p, cached_end - p);
+          kernels::attention_values(sc + (p - lo), n, m, cache.values<E>(layer, h, p), head_dim, c, head_dim, o,
+                                    hidden);
+          p += c;
+        }
+      };
+      if (cache.format() == KVCacheFormat::F16)
+        cached_values(uint16_t{});
+      else
+        cached_values(float{});
       const float* v = qkv_rows + (seq.first_row + p_new - seq.start) * stride + 2 * hidden + h * head_dim;
       kernels::attention_values(sc + (p_new - lo), n, m, v, stride, hi - p_new + 1, head_dim, o, hidden);
     }
   });
 }
 
-void Attention::store_kv(const float* qkv_rows, const BatchLayout& batch) const {
+void Attention::store_kv(const float* qkv_rows, const BatchLayout& batch, ThreadPool& pool) const {
   const int64_t hidden = heads * head_dim;
-  const size_t head_bytes = static_cast<size_t>(head_dim) * sizeof(float);
-  for (const auto& seq : batch.seqs) {
-    for (int64_t i = 0; i < seq.rows; ++i) {
-      const float* row = qkv_rows + (seq.first_row + i) * 3 * hidden;
-      const int64_t pos = seq.start + i;
-      for (int64_t h = 0; h < heads; ++h) {
-        seq.cache->store_key(layer, h, pos, row + hidden + h * head_dim);
-        std::memcpy(seq.cache->value(layer, h, pos), row + 2 * hidden + h * head_dim, head_bytes);
+  const auto n_seqs = static_cast<int64_t>(batch.seqs.size());
+  // (An f16 cache converts every value: worth both threads when decoding
+  // many sequences.)
+  pool.parallel_for(n_seqs * heads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const BatchLayout::Seq& seq = batch.seqs[static_cast<size_t>(item / heads)];
+      const int64_t h = item % heads;
+      for (int64_t i = 0; i < seq.rows; ++i) {
+        const float* row = qkv_rows + (seq.first_row + i) * 3 * hidden;
+        seq.cache->store(layer, h, seq.start + i, row + hidden + h * head_dim, row + 2 * hidden + h * head_dim);
       }
     }
-  }
+  });
 }
 
 }  // namespace gptneo

@@ -97,7 +97,7 @@ struct Attention {
 
  private:
   void attend(const float* qkv_rows, const BatchLayout& batch, float* att, ThreadPool& pool) const;
-  void store_kv(const float* qkv_rows, const BatchLayout& batch) const;
+  void store_kv(const float* qkv_rows, const BatchLayout& batch, ThreadPool& pool) const;
 };
 
 // Applies GPT-J-style rotary position embedding in place to the first

@@ -28,7 +28,9 @@ int64_t kv_layer_slots(const ModelConfig& config, int64_t layer, int64_t capacit
   return KVCacheImpl::layer_slots(config, layer, capacity);
 }
 
-size_t kv_cache_bytes(const ModelConfig& config, int64_t capacity) { return KVCacheImpl::bytes_for(config, capacity); }
+size_t kv_cache_bytes(const Model& model, int64_t capacity) {
+  return KVCacheImpl::bytes_for(model.config(), capacity, model.kv_cache_format());
+}
 
 bool kv_prefix_usable(const ModelConfig& config, const KVCache& cache, int64_t n) {
   if (n <= 0 || n > cache.length()) return false;
@@ -45,8 +47,7 @@ KVCache copy_kv_prefix(const Model& model, const KVCache& cache, int64_t n, int6
   KVCache out = model.new_cache(capacity);
   const KVCacheImpl& src = cache.impl();
   KVCacheImpl& dst = out.impl();
-  const size_t head_bytes = static_cast<size_t>(src.head_dim()) * sizeof(float);
-  std::vector<float> key(static_cast<size_t>(src.head_dim()));
+  std::vector<float> key(static_cast<size_t>(src.head_dim())), value(key.size());
   for (int64_t l = 0; l < src.layers(); ++l) {
     // Every position the new cache keeps that the old one still holds (at
     // least those a continuation reads); older ones are never read again.
@@ -54,13 +55,11 @@ KVCache copy_kv_prefix(const Model& model, const KVCache& cache, int64_t n, int6
     while (!src.holds(l, pos)) ++pos;
     while (pos < n) {
       const int64_t run = std::min(src.contiguous(l, pos, n - pos), dst.contiguous(l, pos, n - pos));
-      for (int64_t h = 0; h < src.heads(); ++h) {
+      for (int64_t h = 0; h < src.heads(); ++h)
         for (int64_t i = 0; i < run; ++i) {
-          src.load_key(l, h, pos + i, key.data());
-          dst.store_key(l, h, pos + i, key.data());
+          src.load(l, h, pos + i, key.data(), value.data());
+          dst.store(l, h, pos + i, key.data(), value.data());
         }
-        std::memcpy(dst.value(l, h, pos), src.value(l, h, pos), static_cast<size_t>(run) * head_bytes);
-      }
       pos += run;
     }
   }

@@ -46,7 +46,7 @@ std::optional<PromptCache::Hit> PromptCache::lookup(std::span<const TokenId> pro
 void PromptCache::insert(std::span<const TokenId> tokens, const KVCache& cache) {
   const auto n = static_cast<int64_t>(tokens.size());
   if (budget_ == 0 || n < min_tokens_ || cache.length() != n || !kv_prefix_usable(model_.config(), cache, n)) return;
-  if (kv_cache_bytes(model_.config(), n) > budget_) return;
+  if (kv_cache_bytes(model_, n) > budget_) return;
   // Already known: an entry that starts with these tokens and can give all of them.
   for (auto it = entries_.begin(); it != entries_.end(); ++it)
     if (static_cast<int64_t>(it->tokens.size()) >= n && common_prefix(it->tokens, tokens) == n && usable(*it, n)) {

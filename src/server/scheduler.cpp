@@ -53,7 +53,7 @@ Scheduler::Scheduler(Model& model, const Tokenizer& tokenizer, SchedulerOptions 
   options_.queue_size = std::max(0, options_.queue_size);
   options_.prefill_tokens_per_step = std::max<int64_t>(1, options_.prefill_tokens_per_step);
   if (options_.kv_budget_bytes == 0)
-    options_.kv_budget_bytes = static_cast<size_t>(options_.parallel) * kv_cache_bytes(cfg, options_.context);
+    options_.kv_budget_bytes = static_cast<size_t>(options_.parallel) * kv_cache_bytes(model, options_.context);
   vocab_ = decode_context(model, &tokenizer, GenerateOptions{}).vocab;
   prompt_cache_ = std::make_unique<PromptCache>(model, options_.prompt_cache_bytes, options_.prompt_cache_min_tokens);
   publish_gauges();
@@ -75,7 +75,6 @@ std::shared_ptr<Job> Scheduler::submit(const GenerationRequest& r) {
   const int n = r.n();
   if (n > options_.parallel)
     throw ApiError(400, fmt::format("n must be at most {} (the server's --parallel)", options_.parallel), "n");
-  const ModelConfig& cfg = model_.config();
   DecodeContext ctx = decode_context(model_, &tokenizer_, r.options);
   ctx.max_positions = options_.context;
   auto job = std::make_shared<Job>(static_cast<int>(r.prompts.size()) * n);
@@ -91,7 +90,7 @@ std::shared_ptr<Job> Scheduler::submit(const GenerationRequest& r) {
     const auto len = static_cast<int64_t>(t->prompt.size());
     // The last generated token is never run: P + max_tokens - 1 positions.
     t->capacity = std::clamp(len + r.options.max_new_tokens - 1, len, options_.context);
-    t->kv_bytes = static_cast<size_t>(n) * kv_cache_bytes(cfg, t->capacity);
+    t->kv_bytes = static_cast<size_t>(n) * kv_cache_bytes(model_, t->capacity);
     if (t->kv_bytes > options_.kv_budget_bytes)
       throw ApiError(400,
                      fmt::format("this request needs {:.1f} MiB of KV cache ({} sequences of {} positions), more than "
