@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +27,20 @@ TEST(BenchCli, RandomModelReportsEveryKey) {
   // q8 of a 64-wide model: 34 bytes per 32 weights, about a quarter of f32.
   EXPECT_LT(j["weight_bytes_per_token"].get<double>(), 50257 * 64 * 1.1 + 2e6);
   EXPECT_NE(j["weights"].get<std::string>().find("q8 weights"), std::string::npos);
+}
+
+TEST(BenchCli, AnF16KvCacheHoldsHalfTheBytes) {
+  std::vector<int64_t> bytes;
+  for (const char* kv : {"f32", "f16"}) {
+    const auto r = test::run_cli({"bench", "--random", "gpt-neo-tiny", "--prompt", "9", "--gen", "3", "--batch", "2",
+                                  "--kv-cache", kv, "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["kv_cache_format"], kv);
+    EXPECT_GT(j["decode_tok_s"].get<double>(), 0);
+    bytes.push_back(j["kv_cache_bytes"].get<int64_t>());
+  }
+  EXPECT_EQ(bytes[0], 2 * bytes[1]);
 }
 
 TEST(BenchCli, BandwidthModeMeasuresTheMachine) {

@@ -60,6 +60,19 @@ TEST(Cli, GenerateJsonGreedyMatchesTheGolden) {
   EXPECT_EQ(j["text"], g["text"]);
 }
 
+// Keys and values rounded to f16 barely move the logits: the greedy
+// continuation's first tokens are the golden's.
+TEST(Cli, GenerateWithAnF16KvCache) {
+  const json golden = test::read_json(test::data_dir() / "goldens" / "neo-trained.golden.json");
+  const json& g = golden["greedy"]["Once upon a time"];
+  const auto r = run_cli({"generate", "-m", trained(), "-p", "Once upon a time", "-n", "20", "--greedy", "--json",
+                          "--kv-cache", "f16"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j["tokens"].size(), 20u);
+  for (size_t i = 0; i < 20; ++i) EXPECT_EQ(j["tokens"][i], g["greedy"][i]) << i;
+}
+
 TEST(Cli, GenerateStreamsTheContinuationAndUsesTheBundledModel) {
   const auto r = run_cli({"generate", "-p", "The meaning of life is", "-n", "40", "--greedy"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -128,6 +141,7 @@ TEST(Cli, ErrorsAreOneLineAndNonZero) {
                           "--context", "2048"}),
                  "2048");
   expect_failure(run_cli({"generate", "-p", "x", "--dtype", "f8"}), "f8");
+  expect_failure(run_cli({"generate", "-p", "x", "--kv-cache", "q4"}), "--kv-cache \"q4\"");
   expect_failure(run_cli({"frobnicate"}), "subcommand");
   expect_failure(run_cli({"generate", "-p", "x", "--temperature", "-1"}), "temperature");
 }
