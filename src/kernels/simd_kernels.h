@@ -669,23 +669,6 @@ void weighted_values(const float* p, int64_t ldp, int64_t m, const E* values, in
   for (; r < m; ++r) values_one<E>(p + r * ldp, values, stride, n, d, out + r * ldo);
 }
 
-// The kernel-set entries: float32 and f16 caches.
-void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const float* tiles, int64_t first, int64_t n,
-                            int64_t d, float scale, float* scores, int64_t lds) {
-  scores_tiled(q, ldq, m, tiles, first, n, d, scale, scores, lds);
-}
-void attention_scores_tiled_f16(const float* q, int64_t ldq, int64_t m, const uint16_t* tiles, int64_t first,
-                                int64_t n, int64_t d, float scale, float* scores, int64_t lds) {
-  scores_tiled(q, ldq, m, tiles, first, n, d, scale, scores, lds);
-}
-void attention_values(const float* p, int64_t ldp, int64_t m, const float* values, int64_t stride, int64_t n,
-                      int64_t d, float* out, int64_t ldo) {
-  weighted_values(p, ldp, m, values, stride, n, d, out, ldo);
-}
-void attention_values_f16(const float* p, int64_t ldp, int64_t m, const uint16_t* values, int64_t stride, int64_t n,
-                          int64_t d, float* out, int64_t ldo) {
-  weighted_values(p, ldp, m, values, stride, n, d, out, ldo);
-}
 
 // Twelve independent chains hide the FMA latency (4 cycles on two ports).
 double fma_loop(int64_t iters) {
@@ -706,5 +689,5 @@ const KernelSet kTable = {
     S::kName,   S::kIsa,        kPanelWidth, S::kPanelRows, gemm_direct,    pack_panel,       gemm_panel,
     quantize_act, gemm_quant,   nullptr,     nullptr,
     dot,        axpy,           add,         layer_norm_row, softmax,          gelu_tanh,
-    attention_scores, attention_values, attention_scores_tiled, attention_values_f16, attention_scores_tiled_f16, sum, fma_loop,      nullptr,
+    attention_scores, weighted_values<float>, scores_tiled<float>, weighted_values<uint16_t>, scores_tiled<uint16_t>, sum, fma_loop,      nullptr,
 };
