@@ -153,6 +153,11 @@ namespace {
 // block of one).
 constexpr int64_t kQueryBlock = 16;
 
+// Grain of the loops over (sequence, head) that copy a batch's keys and
+// values: waking the other threads costs more than copying one or a few
+// rows (decoding one sequence), so those run on the calling thread.
+int64_t copy_grain(const BatchLayout& batch, int64_t items) { return batch.rows() < 4 ? items : 1; }
+
 // The keys of a batch's new rows in the KV cache's tiled layout, per
 // sequence and head, so that queries read keys of the batch the way they
 // read cached ones (kernels::attention_scores_tiled): sequence s, head h at
@@ -174,7 +179,7 @@ struct BatchKeyTiles {
     }
     data.resize(static_cast<size_t>(total * head_dim * T));
     const auto n_seqs = static_cast<int64_t>(batch.seqs.size());
-    pool.parallel_for(n_seqs * heads, 1, [&](int64_t begin, int64_t end) {
+    pool.parallel_for(n_seqs * heads, copy_grain(batch, n_seqs * heads), [&](int64_t begin, int64_t end) {
       for (int64_t item = begin; item < end; ++item) {
         const int64_t s = item / heads, h = item % heads;
         const BatchLayout::Seq& seq = batch.seqs[static_cast<size_t>(s)];
@@ -286,7 +291,7 @@ void Attention::store_kv(const float* qkv_rows, const BatchLayout& batch, Thread
   const auto n_seqs = static_cast<int64_t>(batch.seqs.size());
   // (An f16 cache converts every value: worth both threads when decoding
   // many sequences.)
-  pool.parallel_for(n_seqs * heads, 1, [&](int64_t begin, int64_t end) {
+  pool.parallel_for(n_seqs * heads, copy_grain(batch, n_seqs * heads), [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const BatchLayout::Seq& seq = batch.seqs[static_cast<size_t>(item / heads)];
       const int64_t h = item % heads;
