@@ -55,25 +55,10 @@ BENCHMARK(BM_Linear)
                    {1, 8, 128}})
     ->UseRealTime();
 
-// One query against n keys of one 64-wide head (stride 768): scores,
-// softmax, weighted values.
+// One query against n cached keys of one 64-wide head, keys in the KV
+// cache's tiles (kernels::attention_scores_tiled) and values one after
+// another: scores, softmax, weighted values, as decoding does.
 void BM_AttentionHead(benchmark::State& state) {
-  const int64_t n = state.range(0), d = 64, stride = 768;
-  const auto kv = random_values(static_cast<size_t>(n * stride)), q = random_values(static_cast<size_t>(d));
-  std::vector<float> scores(static_cast<size_t>(n)), out(static_cast<size_t>(d));
-  for (auto _ : state) {
-    gptneo::kernels::attention_scores(q.data(), kv.data(), stride, n, d, 1.0f, scores.data());
-    gptneo::kernels::softmax(scores.data(), n);
-    gptneo::kernels::attention_values(scores.data(), n, 1, kv.data(), stride, n, d, out.data(), d);
-    benchmark::DoNotOptimize(out.data());
-  }
-  state.counters["FLOP/s"] = benchmark::Counter(4.0 * n * d, benchmark::Counter::kIsIterationInvariantRate);
-}
-BENCHMARK(BM_AttentionHead)->Arg(256)->Arg(2048);
-
-// The same with the keys in the KV cache's tiles (kernels::attention_scores_tiled)
-// and the values of one head one after another: what decoding reads.
-void BM_AttentionHeadCached(benchmark::State& state) {
   const int64_t n = state.range(0), d = 64;
   const int64_t tiles = (n + gptneo::kernels::kKeyTile - 1) / gptneo::kernels::kKeyTile;
   const auto keys = random_values(static_cast<size_t>(tiles * gptneo::kernels::kKeyTile * d));
@@ -87,7 +72,7 @@ void BM_AttentionHeadCached(benchmark::State& state) {
   }
   state.counters["FLOP/s"] = benchmark::Counter(4.0 * n * d, benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_AttentionHeadCached)->Arg(256)->Arg(2048);
+BENCHMARK(BM_AttentionHead)->Arg(256)->Arg(2048);
 
 // A prompt's attention: 64 queries of one 64-wide head against n keys in
 // tiles, scores and weighted values for all of them at once (what

@@ -119,20 +119,12 @@ TEST_P(KernelsIsa, VectorPrimitivesMatchTheReference) {
   }
 }
 
-TEST_P(KernelsIsa, AttentionScoresAndValuesOverStridedRows) {
+TEST_P(KernelsIsa, AttentionValuesOverStridedRows) {
   for (const int64_t d : {5, 8, 64, 80, 200})
     for (const int64_t n : {1, 3, 4, 7, 33}) {
       SCOPED_TRACE(testing::Message() << "d=" << d << " n=" << n);
       const int64_t stride = d + 3;
-      const auto q = random_values(static_cast<size_t>(d), 21);
       const auto kv = random_values(static_cast<size_t>(n * stride), 22);
-      std::vector<float> scores(static_cast<size_t>(n));
-      kernels::attention_scores(q.data(), kv.data(), stride, n, d, 0.5f, scores.data());
-      for (int64_t j = 0; j < n; ++j) {
-        double want = 0;
-        for (int64_t i = 0; i < d; ++i) want += double(q[i]) * kv[j * stride + i];
-        ASSERT_NEAR(scores[j], 0.5 * want, 1e-5 * d);
-      }
       // Weighted values for m queries at once (p rows and out rows padded).
       for (const int64_t m : {1, 2, 5, 9}) {
         SCOPED_TRACE(testing::Message() << "m=" << m);

@@ -52,11 +52,6 @@ float dot(const float* a, const float* b, int64_t n) { return active().dot(a, b,
 void axpy(float a, const float* x, float* y, int64_t n) { active().axpy(a, x, y, n); }
 void add(const float* x, float* y, int64_t n) { active().add(x, y, n); }
 
-void attention_scores(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
-                      float* scores) {
-  active().attention_scores(q, keys, stride, n, d, scale, scores);
-}
-
 void attention_values(const float* p, int64_t ldp, int64_t m, const float* values, int64_t stride, int64_t n,
                       int64_t d, float* out, int64_t ldo) {
   active().attention_values(p, ldp, m, values, stride, n, d, out, ldo);

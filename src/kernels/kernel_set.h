@@ -79,8 +79,6 @@ struct KernelSet {
   void (*layer_norm_row)(const float* x, int64_t d, const float* gamma, const float* beta, float eps, float* y);
   void (*softmax)(float* x, int64_t n);
   void (*gelu_tanh)(float* x, int64_t n);
-  void (*attention_scores)(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
-                           float* scores);
   void (*attention_values)(const float* p, int64_t ldp, int64_t m, const float* values, int64_t stride, int64_t n,
                            int64_t d, float* out, int64_t ldo);
   void (*attention_scores_tiled)(const float* q, int64_t ldq, int64_t m, const float* tiles, int64_t first, int64_t n,

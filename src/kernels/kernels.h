@@ -75,13 +75,10 @@ void softmax(float* x, int64_t n);
 
 // Sum of a[i] * b[i].
 float dot(const float* a, const float* b, int64_t n);
-// Attention over a run of n keys or values stored `stride` floats apart:
-// scores[j] = dot(q, keys + j * stride, d) * scale.
-void attention_scores(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
-                      float* scores);
-// The weighted values of m queries at once (each value row is read once for
-// all of them): out[r * ldo + i] += sum over j of p[r * ldp + j] *
-// values[j * stride + i], for r < m, i < d.
+// Attention. The weighted values of m queries at once over n value rows
+// `stride` floats apart (each value row is read once for all of them):
+// out[r * ldo + i] += sum over j of p[r * ldp + j] * values[j * stride + i],
+// for r < m, i < d.
 void attention_values(const float* p, int64_t ldp, int64_t m, const float* values, int64_t stride, int64_t n,
                       int64_t d, float* out, int64_t ldo);
 // Scores of m queries (rows ldq floats apart) against keys kept in tiles

@@ -178,11 +178,6 @@ void gelu_tanh(float* x, int64_t n) {
   }
 }
 
-void attention_scores(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
-                      float* scores) {
-  for (int64_t j = 0; j < n; ++j) scores[j] = dot_lanes(q, keys + j * stride, d) * scale;
-}
-
 inline float elem(float x) { return x; }
 inline float elem(uint16_t h) { return f16_to_f32(h); }
 
@@ -238,7 +233,7 @@ const KernelSet& scalar_kernels() {
   static const KernelSet k = {"scalar", Isa::Scalar, kPanelWidth, kPanelRows, gemm_direct,      pack_panel,
                               gemm_panel, quant::quantize_row_act, gemm_quant, nullptr, nullptr,
                               dot,       axpy,        add,              layer_norm_row,
-                              softmax,  gelu_tanh,   attention_scores, weighted_values<float>,
+                              softmax,  gelu_tanh,   weighted_values<float>,
                               scores_tiled<float>, weighted_values<uint16_t>, scores_tiled<uint16_t>, sum,      fma_loop, nullptr};
   return k;
 }

@@ -426,41 +426,11 @@ void gelu_tanh(float* x, int64_t n) {
   }
 }
 
-// Keys and values are rows `stride` floats apart (the KV cache holds all
-// heads of a position together), a few cache lines each: too short and too
-// far apart for the hardware prefetchers, which stay within a 4 KB page. So
-// the rows kPrefetchRows ahead are asked for explicitly.
+// Value rows (a head's, one after another in the cache, or rows of a batch
+// `stride` floats apart) are a few cache lines each: runs too short for the
+// hardware prefetchers to pick up in time, so the rows kPrefetchRows ahead
+// are asked for explicitly.
 constexpr int64_t kPrefetchRows = 8;
-
-inline void prefetch_row(const float* row, int64_t d) {
-  for (int64_t i = 0; i < d; i += 64 / static_cast<int64_t>(sizeof(float)))
-    _mm_prefetch(reinterpret_cast<const char*>(row + i), _MM_HINT_T0);
-}
-
-// Four keys at a time share each load of q.
-void attention_scores(const float* q, const float* keys, int64_t stride, int64_t n, int64_t d, float scale,
-                      float* scores) {
-  const int64_t dv = d / L * L;
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    for (int64_t a = j + kPrefetchRows; a < j + kPrefetchRows + 4 && a < n; ++a) prefetch_row(keys + a * stride, d);
-    const float* k0 = keys + j * stride;
-    V a0 = S::zero(), a1 = S::zero(), a2 = S::zero(), a3 = S::zero();
-    for (int64_t i = 0; i < dv; i += L) {
-      const V qv = S::load(q + i);
-      a0 = S::fma(qv, S::load(k0 + i), a0);
-      a1 = S::fma(qv, S::load(k0 + stride + i), a1);
-      a2 = S::fma(qv, S::load(k0 + 2 * stride + i), a2);
-      a3 = S::fma(qv, S::load(k0 + 3 * stride + i), a3);
-    }
-    float s[4] = {S::hsum(a0), S::hsum(a1), S::hsum(a2), S::hsum(a3)};
-    for (int c = 0; c < 4; ++c) {
-      for (int64_t i = dv; i < d; ++i) s[c] += q[i] * k0[c * stride + i];
-      scores[j + c] = s[c] * scale;
-    }
-  }
-  for (; j < n; ++j) scores[j] = dot(q, keys + j * stride, d) * scale;
-}
 
 // Keys and values in the KV cache are float32, or IEEE half (f16 bits) in
 // a cache of half the size: read as float32 vectors / scalars either way.
@@ -689,5 +659,5 @@ const KernelSet kTable = {
     S::kName,   S::kIsa,        kPanelWidth, S::kPanelRows, gemm_direct,    pack_panel,       gemm_panel,
     quantize_act, gemm_quant,   nullptr,     nullptr,
     dot,        axpy,           add,         layer_norm_row, softmax,          gelu_tanh,
-    attention_scores, weighted_values<float>, scores_tiled<float>, weighted_values<uint16_t>, scores_tiled<uint16_t>, sum, fma_loop,      nullptr,
+    weighted_values<float>, scores_tiled<float>, weighted_values<uint16_t>, scores_tiled<uint16_t>, sum, fma_loop,      nullptr,
 };

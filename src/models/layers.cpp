@@ -153,6 +153,16 @@ namespace {
 // block of one).
 constexpr int64_t kQueryBlock = 16;
 
+// Calls fn(E{}) with E the element type of `cache`'s keys and values
+// (float, or uint16_t: f16 bits).
+template <class Fn>
+void with_element_type(const KVCacheImpl& cache, Fn&& fn) {
+  if (cache.format() == KVCacheFormat::F16)
+    fn(uint16_t{});
+  else
+    fn(float{});
+}
+
 // Grain of the loops over (sequence, head) that copy a batch's keys and
 // values: waking the other threads costs more than copying one or a few
 // rows (decoding one sequence), so those run on the calling thread.
@@ -248,10 +258,7 @@ void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* a
           p += c;
         }
       };
-      if (cache.format() == KVCacheFormat::F16)
-        cached_scores(uint16_t{});
-      else
-        cached_scores(float{});
+      with_element_type(cache, cached_scores);
       kernels::attention_scores_tiled(q, stride, m, new_keys, p_new - seq.start, hi - p_new + 1, head_dim, scale,
                                       sc + (p_new - lo), n);
 
@@ -276,10 +283,7 @@ void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* a
           p += c;
         }
       };
-      if (cache.format() == KVCacheFormat::F16)
-        cached_values(uint16_t{});
-      else
-        cached_values(float{});
+      with_element_type(cache, cached_values);
       const float* v = qkv_rows + (seq.first_row + p_new - seq.start) * stride + 2 * hidden + h * head_dim;
       kernels::attention_values(sc + (p_new - lo), n, m, v, stride, hi - p_new + 1, head_dim, o, hidden);
     }

@@ -1,7 +1,6 @@
 #include "server/kv_memory.h"
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "gptneo/error.h"
@@ -23,10 +22,6 @@ int64_t oldest_needed(const ModelConfig& config, int64_t layer, int64_t n) {
 }
 
 }  // namespace
-
-int64_t kv_layer_slots(const ModelConfig& config, int64_t layer, int64_t capacity) {
-  return KVCacheImpl::layer_slots(config, layer, capacity);
-}
 
 size_t kv_cache_bytes(const Model& model, int64_t capacity) {
   return KVCacheImpl::bytes_for(model.config(), capacity, model.kv_cache_format());
@@ -51,7 +46,7 @@ KVCache copy_kv_prefix(const Model& model, const KVCache& cache, int64_t n, int6
   for (int64_t l = 0; l < src.layers(); ++l) {
     // Every position the new cache keeps that the old one still holds (at
     // least those a continuation reads); older ones are never read again.
-    int64_t pos = std::max<int64_t>(0, n - kv_layer_slots(config, l, capacity));
+    int64_t pos = std::max<int64_t>(0, n - KVCacheImpl::layer_slots(config, l, capacity));
     while (!src.holds(l, pos)) ++pos;
     while (pos < n) {
       const int64_t run = std::min(src.contiguous(l, pos, n - pos), dst.contiguous(l, pos, n - pos));

@@ -9,9 +9,6 @@
 
 namespace gptneo::server {
 
-// Positions `layer` of a cache of `capacity` keeps: all for a global layer,
-// a ring of the window plus slack for a local one (as KVCacheImpl allocates).
-int64_t kv_layer_slots(const ModelConfig& config, int64_t layer, int64_t capacity);
 // Bytes of a cache of `capacity` positions (KVCache::bytes() of a new one
 // from model.new_cache).
 size_t kv_cache_bytes(const Model& model, int64_t capacity);
