@@ -57,7 +57,9 @@ TEST_P(KernelsIsa, LinearMatchesTheReferenceInEveryFormatOnOddSizes) {
   ThreadPool pool(2);
   uint32_t seed = 1;
   for (const WeightFormat f : {WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16, WeightFormat::Q8, WeightFormat::Q4})
-    for (const int64_t k : {7, 32, 37, 100, 300, 544})
+    // (AVX512-VNNI int8: 256 is one octet of blocks exactly, 300 an octet and
+    // two blocks, 544 two octets and one.)
+    for (const int64_t k : {7, 32, 37, 100, 256, 300, 544})
       for (const int64_t n : {1, 5, 17, 40})
         for (const int64_t m : {1, 2, 3, 5, 8, 13, 20, 31, 32, 45}) {
           SCOPED_TRACE(testing::Message() << weight_format_name(f) << " m=" << m << " k=" << k << " n=" << n);
@@ -280,10 +282,13 @@ TEST_P(KernelsIsa, QuantizedLinearIsWithinTheActivationRoundingOfTheFloatProduct
 // -127..127); the sign trick of the SIMD sets must still multiply it right.
 TEST_P(KernelsIsa, Q8WeightOfMinus128IsMultipliedExactly) {
   ThreadPool pool(1);
-  const int64_t k = 64;
+  // Ten blocks a row: an octet of blocks and a pair, as the AVX512-VNNI
+  // kernel takes them.
+  const int64_t k = 320, nb = k / 32;
   Matrix w = convert_matrix(random_matrix(2, k, 81), WeightFormat::Q8);
   auto* blocks = reinterpret_cast<quant::BlockQ8*>(const_cast<void*>(w.data));
-  for (int i = 0; i < 32; ++i) blocks[0].q[i] = -128, blocks[1].q[i] = static_cast<int8_t>(i % 2 ? -128 : 127);
+  for (int64_t b = 0; b < 2 * nb; b += 2)
+    for (int i = 0; i < 32; ++i) blocks[b].q[i] = -128, blocks[b + 1].q[i] = static_cast<int8_t>(i % 2 ? -128 : 127);
   std::vector<float> x(static_cast<size_t>(k), 1.0f), got(2), want(2);
   kernels::linear(x.data(), 1, w, nullptr, got.data(), pool);
   reference::linear_int8(x.data(), 1, w, nullptr, want.data());
