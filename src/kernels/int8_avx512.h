@@ -292,12 +292,13 @@ inline void quant_tile(const ActOct* xo, int64_t ldo, const ActStep* x, int64_t 
 #pragma GCC unroll 8
     for (int c = 0; c < NR; ++c) acc[r][c] = mins[r][c] = _mm512_setzero_ps();
   constexpr int64_t kBlockBytes = kQ4 ? sizeof(quant::BlockQ4) : sizeof(quant::BlockQ8);
-  // The rows about 6 KB on, at the blocks this tile is at (see int8_avx2.h):
+  // The rows about 4 KB on, at the blocks this tile is at (see int8_avx2.h):
   // whole tiles, so the same bytes of them. One tile ahead was too close once
   // the octets made tiles fast: with the 768-column rows of the vocabulary
-  // projection 8 rows of x ran at 0.42 ns per block and pair, 0.26 with
-  // 6.5 KB (4 tiles) ahead; one row 1.11 -> 0.94 ns with 8 tiles.
-  constexpr size_t kPrefetchBytes = 6144;
+  // projection 8 rows of x ran at 0.45 ns per block and pair one tile ahead,
+  // 0.35 with 4 KB; one row 1.55 -> 1.36 (one thread). 3 and 6 KB were
+  // within noise of 4.
+  constexpr size_t kPrefetchBytes = 4096;
   const size_t tile_bytes = NR * w.row_bytes;
   const size_t ahead = (kPrefetchBytes + tile_bytes - 1) / tile_bytes * tile_bytes;
   int64_t b = 0;
