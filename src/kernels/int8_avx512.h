@@ -15,7 +15,7 @@
 // block. One conversion and one multiply-add then scale eight blocks at
 // once: per (row of x, weight row) and 256 weights, 4 dot products and 3
 // float instructions (the pair steps that take a row's last blocks, fewer
-// than eight, spend 8 and 12 on the same: lanes 0-7 block b, 8-15 block
+// than eight, spend 4 and 12 on the same: lanes 0-7 block b, 8-15 block
 // b + 1, each lane four products). The weights' bytes are rearranged per
 // tile (an 8 × 4 transpose of qwords), shared by the tile's rows of x.
 //
@@ -145,13 +145,9 @@ inline void tile_step(const ActStep* x, int64_t lda, const uint8_t* const* rows,
   }
 }
 
-// Eight blocks at a time (an "octet"): sixteen lanes, two per block, so
-// that four vpdpbusd leave each lane with sixteen products of its block, and
-// one conversion and one multiply-add scale eight blocks. Per (x row, weight
-// row) and 256 weights that is 4 dot products and 3 float instructions,
-// where the pair steps above take 8 and 12. Lane 2β + h of vector j holds
-// dword 2j + h of block β, i.e. vector j is the eight blocks' qword j; x is
-// packed the same way once per call (ActOct), the weights per tile.
+// An octet of one row of x (see the top of the file): lane 2β + h of vector
+// j holds dword 2j + h of block β, i.e. vector j is the eight blocks' qword
+// j; the weights are arranged the same way per tile (weight_octet).
 // Measured against pairs only (`linear`, one thread, Zen 5, weights in L2),
 // ns per block and pair: q8 8 rows 0.30 -> 0.22, q4 8 rows 0.40 -> 0.21, q4
 // one row 0.80 -> 0.57, q8 one row 0.90 -> 0.69; 1.3B q4 decode 40 -> 46-48
