@@ -8,11 +8,15 @@
 //
 // Both operands are read as 32-bit units, each holding the bf16 values of
 // two neighbouring columns k = 2p, 2p + 1 (an odd last column pairs with
-// zero), low half first:
-//   panel: unit (p, j) of weight row j at panel[p * kPanelWidth + j];
-//   x: tiles of S::kPanelRows rows (the last zero-padded), unit (p, r) of
-//      tile t at xp[(t * pairs + p) * S::kPanelRows + r] (kernels/linear.cpp
-//      packs it).
+// zero), low half first: x packed in groups of 16 rows (kernels/linear.cpp
+// packs it, layout below), the weights in their own rows.
+//
+// Why not pack the weights, as the float32 panels do: with 128 rows of x
+// that packing (a transpose of every weight block, reading 32 rows at once)
+// took a sixth of the time of the products (1.3B bf16 prefill 160-185
+// tokens/s, 47-55 % of the bf16 peak; 221-229 tokens/s without it, 3
+// alternating runs; `linear` 2048 × 8192 with 128 rows, 2 threads: 450 ->
+// 645 GFLOP/s).
 //
 // Included inside kernels_avx512.cpp's namespace, after simd_kernels.h.
 
@@ -22,90 +26,114 @@ inline __m512bh as_bf16_pairs(__m512i v) {
   return r;
 }
 
-// Weight rows [0, w.rows) (at most kPanelWidth; missing rows are zeros),
-// columns [k0, k0 + kc), as bf16 pairs: the rows are laid out as 32-bit
-// units, then transposed 8 × 8 at a time (a float transpose only moves bits).
-void pack_panel_bf16(const WeightRows& w, int64_t k0, int64_t kc, uint32_t* panel) {
-  constexpr int64_t kMaxPairs = kMaxPanelDepth / 2;
-  alignas(64) uint32_t seg[kPanelWidth * kMaxPairs];
-  const int64_t pairs = (kc + 1) / 2;
-  const uint32_t* src = seg;
-  int64_t lds = kMaxPairs;
-  const bool even = w.cols % 2 == 0;  // then k0 and kc are even too, and rows are whole units
-  if (even && w.rows == kPanelWidth) {
-    src = reinterpret_cast<const uint32_t*>(w.data) + k0 / 2;
-    lds = static_cast<int64_t>(w.row_bytes / 4);
-  } else {
-    for (int64_t j = 0; j < kPanelWidth; ++j) {
-      uint32_t* out = seg + j * kMaxPairs;
-      if (j >= w.rows) {
-        for (int64_t p = 0; p < pairs; ++p) out[p] = 0;
-        continue;
-      }
-      const auto* row = reinterpret_cast<const uint16_t*>(w.data + static_cast<size_t>(j) * w.row_bytes) + k0;
-      if (even) {
-        __builtin_memcpy(out, row, static_cast<size_t>(pairs) * 4);
-      } else {
-        for (int64_t p = 0; p < pairs; ++p) {
-          const uint32_t lo = row[2 * p], hi = 2 * p + 1 < kc ? row[2 * p + 1] : 0;
-          out[p] = lo | hi << 16;
-        }
-      }
-    }
-  }
-  const int64_t pairs8 = pairs / 8 * 8;
-  for (int64_t j = 0; j < kPanelWidth; j += 8)
-    for (int64_t p = 0; p < pairs8; p += 8)
-      transpose_8x8(reinterpret_cast<const float*>(src + j * lds + p), lds,
-                    reinterpret_cast<float*>(panel + p * kPanelWidth + j), kPanelWidth);
-  // (Rows read in place may be only 2-byte aligned: copied, not dereferenced.)
-  for (int64_t p = pairs8; p < pairs; ++p)
-    for (int64_t j = 0; j < kPanelWidth; ++j) __builtin_memcpy(panel + p * kPanelWidth + j, src + j * lds + p, 4);
-}
+// ---- weights broadcast from their own rows -------------------------------
+// x is packed in groups of 16 rows (the last zero-padded), unit (p, t) of
+// group g at xp[(g * pairs + p) * 16 + t]: one vector per pair of columns
+// holds 16 rows of x. Each weight unit (two neighbouring columns of one
+// weight row) is broadcast from the row itself, so the weights need no
+// packing: an R × G tile keeps R weight rows × 16G rows of x in R × G
+// accumulators, per pair of columns G loads of x, R broadcasts and R × G
+// vdpbf16ps. Each lane of an accumulator is one row of x, so the sums are
+// kept transposed (yt: weight row j's sums over the rows of x at
+// yt[j * ld + i]) and transposed into y at the end.
+constexpr int64_t kBf16Group = 16;
+// Column pairs per depth block: a pass of x (64 rows) is 256 KB, in L2.
+constexpr int64_t kBf16DepthPairs = 1024;
 
-// One tile of MR packed rows of x against one bf16 panel: MR × 2 float32
-// accumulators (32 columns), per pair of columns two panel loads, one
-// broadcast of x and two vdpbf16ps per row.
-template <int MR>
-inline void panel_tile_bf16(const uint32_t* xt, int64_t rows, const uint32_t* panel, int64_t pairs, int64_t n,
-                            float* y, int64_t ldy, bool accumulate) {
-  __m512 acc[MR][2];
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+template <int R, int G>
+inline void bf16_rows_tile(const uint32_t* xg, int64_t pairs, const uint8_t* w, size_t row_bytes, int64_t p0,
+                           int64_t np, bool odd_tail, float* yt, int64_t ld, bool accumulate) {
+  __m512 acc[R][G];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-  for (int64_t p = 0; p < pairs; ++p) {
-    const __m512bh w0 = as_bf16_pairs(_mm512_loadu_si512(panel + p * kPanelWidth));
-    const __m512bh w1 = as_bf16_pairs(_mm512_loadu_si512(panel + p * kPanelWidth + 16));
-    for (int r = 0; r < MR; ++r) {
-      const __m512bh b = as_bf16_pairs(_mm512_set1_epi32(static_cast<int>(xt[p * MR + r])));
-      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], w0, b);
-      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], w1, b);
+    for (int g = 0; g < G; ++g) acc[r][g] = _mm512_setzero_ps();
+  const uint8_t* rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = w + r * row_bytes + p0 * 4;
+  const auto step = [&](int64_t p, auto unit_of) {
+    __m512bh xv[G];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) xv[g] = as_bf16_pairs(_mm512_loadu_si512(xg + (g * pairs + p0 + p) * kBf16Group));
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512bh b = as_bf16_pairs(_mm512_set1_epi32(unit_of(rows[r] + p * 4)));
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) acc[r][g] = _mm512_dpbf16_ps(acc[r][g], b, xv[g]);
     }
-  }
-  for (int r = 0; r < MR && r < rows; ++r) {
-    float* yr = y + r * ldy;
-    if (n == kPanelWidth) {
-      if (accumulate) {
-        acc[r][0] = S::add(acc[r][0], S::load(yr));
-        acc[r][1] = S::add(acc[r][1], S::load(yr + 16));
-      }
-      S::store(yr, acc[r][0]);
-      S::store(yr + 16, acc[r][1]);
-    } else {
-      alignas(64) float tmp[kPanelWidth];
-      S::store(tmp, acc[r][0]);
-      S::store(tmp + 16, acc[r][1]);
-      for (int64_t j = 0; j < n; ++j) yr[j] = accumulate ? yr[j] + tmp[j] : tmp[j];
+  };
+  const auto whole = [](const uint8_t* q) {
+    int32_t u;
+    __builtin_memcpy(&u, q, 4);
+    return u;
+  };
+  // A row of odd length ends with half a unit: its other half is not read.
+  const auto half = [](const uint8_t* q) {
+    uint16_t u;
+    __builtin_memcpy(&u, q, 2);
+    return static_cast<int32_t>(u);
+  };
+  const int64_t full = odd_tail ? np - 1 : np;
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < full; ++p) step(p, whole);
+  if (odd_tail) step(full, half);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+      float* out = yt + r * ld + g * kBf16Group;
+      S::store(out, accumulate ? S::add(S::load(out), acc[r][g]) : acc[r][g]);
+    }
+}
+
+template <int R>
+inline void bf16_rows_pass(const uint32_t* xp, int64_t m, int64_t pairs, const uint8_t* w, size_t row_bytes,
+                           int64_t p0, int64_t np, bool odd_tail, float* yt, int64_t ld, bool accumulate) {
+  constexpr int64_t kPass = 4 * kBf16Group;
+  for (int64_t i0 = 0; i0 < m; i0 += kPass) {
+    const uint32_t* xg = xp + (i0 / kBf16Group) * pairs * kBf16Group;
+    float* out = yt + i0;
+    switch ((std::min(kPass, m - i0) + kBf16Group - 1) / kBf16Group) {
+      case 4: bf16_rows_tile<R, 4>(xg, pairs, w, row_bytes, p0, np, odd_tail, out, ld, accumulate); break;
+      case 3: bf16_rows_tile<R, 3>(xg, pairs, w, row_bytes, p0, np, odd_tail, out, ld, accumulate); break;
+      case 2: bf16_rows_tile<R, 2>(xg, pairs, w, row_bytes, p0, np, odd_tail, out, ld, accumulate); break;
+      default: bf16_rows_tile<R, 1>(xg, pairs, w, row_bytes, p0, np, odd_tail, out, ld, accumulate); break;
     }
   }
 }
 
-// y[i * ldy + j] (+)= the tile products over kc columns, for i < m, j < n.
-void gemm_panel_bf16(const uint32_t* xp, int64_t m, const uint32_t* panel, int64_t kc, int64_t n, float* y,
-                     int64_t ldy, bool accumulate) {
-  constexpr int MR = S::kPanelRows;
-  const int64_t pairs = (kc + 1) / 2;
-  for (int64_t i = 0; i < m; i += MR)
-    panel_tile_bf16<MR>(xp + (i / MR) * pairs * MR, m - i, panel, pairs, n, y + i * ldy, ldy, accumulate);
+// y[i * ldy + j] = x(i) · weight row j for i < m, j < w.rows. Weight rows
+// six at a time (6 × 4 accumulators, 4 vectors of x, 1 broadcast of the 32
+// registers), each against every pass of 64 rows of x while its pairs of the
+// depth block stay in L1.
+void gemm_bf16_rows(const uint32_t* xp, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
+  constexpr int R = 6;
+  const int64_t pairs = (w.cols + 1) / 2, ld = (m + kBf16Group - 1) / kBf16Group * kBf16Group;
+  thread_local std::vector<float> sums;
+  sums.resize(static_cast<size_t>(w.rows * ld));
+  float* yt = sums.data();
+  for (int64_t p0 = 0; p0 < pairs; p0 += kBf16DepthPairs) {
+    const int64_t np = std::min(kBf16DepthPairs, pairs - p0);
+    const bool odd_tail = w.cols % 2 == 1 && p0 + np == pairs, acc = p0 > 0;
+    int64_t j = 0;
+    for (; j + R <= w.rows; j += R)
+      bf16_rows_pass<R>(xp, m, pairs, w.data + j * w.row_bytes, w.row_bytes, p0, np, odd_tail, yt + j * ld, ld, acc);
+    const uint8_t* rest = w.data + j * w.row_bytes;
+    float* out = yt + j * ld;
+    switch (w.rows - j) {
+      case 5: bf16_rows_pass<5>(xp, m, pairs, rest, w.row_bytes, p0, np, odd_tail, out, ld, acc); break;
+      case 4: bf16_rows_pass<4>(xp, m, pairs, rest, w.row_bytes, p0, np, odd_tail, out, ld, acc); break;
+      case 3: bf16_rows_pass<3>(xp, m, pairs, rest, w.row_bytes, p0, np, odd_tail, out, ld, acc); break;
+      case 2: bf16_rows_pass<2>(xp, m, pairs, rest, w.row_bytes, p0, np, odd_tail, out, ld, acc); break;
+      case 1: bf16_rows_pass<1>(xp, m, pairs, rest, w.row_bytes, p0, np, odd_tail, out, ld, acc); break;
+      default: break;
+    }
+  }
+  // yt (w.rows × ld) into y (m × w.rows): 8 × 8 blocks, then the edges.
+  const int64_t m8 = m / 8 * 8, n8 = w.rows / 8 * 8;
+  for (int64_t j = 0; j < n8; j += 8)
+    for (int64_t i = 0; i < m8; i += 8) transpose_8x8(yt + j * ld + i, ld, y + i * ldy + j, ldy);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = i < m8 ? n8 : 0; j < w.rows; ++j) y[i * ldy + j] = yt[j * ld + i];
 }
 
 // The bf16 dot-product rate: twelve independent chains of vdpbf16ps on

@@ -147,6 +147,6 @@ void set_active(Isa isa) {
 
 std::string isa_name() { return active().name; }
 
-bool bf16_dot_products() { return active().gemm_panel_bf16 != nullptr; }
+bool bf16_dot_products() { return active().gemm_bf16_rows != nullptr; }
 
 }  // namespace gptneo::kernels

@@ -67,11 +67,10 @@ struct KernelSet {
 
   // bf16 weights with many rows of x on CPUs with bf16 dot products
   // (AVX512-BF16); nullptr in the other sets. The activations are rounded
-  // to bf16 and both operands read in pairs of columns as 32-bit units
-  // (layouts: kernels/bf16_avx512.h); otherwise as pack_panel / gemm_panel.
-  void (*pack_panel_bf16)(const WeightRows& w, int64_t k0, int64_t kc, uint32_t* panel);
-  void (*gemm_panel_bf16)(const uint32_t* xp, int64_t m, const uint32_t* panel, int64_t kc, int64_t n, float* y,
-                          int64_t ldy, bool accumulate);
+  // to bf16 and packed in groups of 16 rows, two columns per 32-bit unit
+  // (layout: kernels/bf16_avx512.h); the weights are read from their rows.
+  // y[i * ldy + j] = x(i) · weight row j for i < m, j < w.rows.
+  void (*gemm_bf16_rows)(const uint32_t* xp, int64_t m, const WeightRows& w, float* y, int64_t ldy);
 
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);

@@ -88,8 +88,7 @@ void gemm_quant_vnni(const quant::BlockAct* x, int64_t ldx, int64_t m, const Wei
 KernelSet with_dot_products() {
   KernelSet k = kTable;
   k.gemm_quant = gemm_quant_vnni;
-  k.pack_panel_bf16 = pack_panel_bf16;
-  k.gemm_panel_bf16 = gemm_panel_bf16;
+  k.gemm_bf16_rows = gemm_bf16_rows;
   k.bf16_dot_loop = bf16_dot_loop;
   return k;
 }

@@ -12,9 +12,11 @@
 //  - many rows (prompts, any format): blocks of weights are widened once into
 //    float32 panels that stay in cache and are reused by every row of x
 //    (pack_panel + gemm_panel); bound by arithmetic, where float FMAs beat
-//    AVX2's integer products. With bf16 weights on a CPU with bf16 dot
-//    products (AVX512-BF16), the panels stay bf16 and x is rounded to bf16
-//    (pack_panel_bf16 + gemm_panel_bf16): twice the float32 rate.
+//    AVX2's integer products.
+//  - many rows with bf16 weights on a CPU with bf16 dot products
+//    (AVX512-BF16): x is rounded to bf16 and packed in groups of 16 rows, and
+//    each weight pair is broadcast from its own row (gemm_bf16_rows): twice
+//    the float32 rate, and no weight packing.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -47,51 +49,19 @@ void add_bias(const float* bias, int64_t m, int64_t n, int64_t j0, int64_t j1, f
     for (int64_t j = j0; j < j1; ++j) y[i * n + j] += bias[j];
 }
 
-// The two kinds of panels. A unit is one element of the packed x and of a
-// panel: float32 panels (every weight format) hold one column per unit; bf16
-// panels (bf16 weights where the kernel set has bf16 dot products) hold two
-// neighbouring columns per 32-bit unit, x rounded to bf16 (nearest even) and
-// an odd last column paired with zero.
-struct Float32Panels {
-  using Unit = float;
-  static constexpr int64_t kColsPerUnit = 1;
-  // Unit u of a row's depth block of kc columns starting at `row`.
-  static Unit unit(const float* row, int64_t u, int64_t) { return row[u]; }
-  static auto pack(const KernelSet& ks) { return ks.pack_panel; }
-  static auto gemm(const KernelSet& ks) { return ks.gemm_panel; }
-};
-
-struct Bf16PairPanels {
-  using Unit = uint32_t;
-  static constexpr int64_t kColsPerUnit = 2;
-  static Unit unit(const float* row, int64_t u, int64_t kc) {
-    const uint32_t lo = f32_to_bf16(row[2 * u]);
-    const uint32_t hi = 2 * u + 1 < kc ? f32_to_bf16(row[2 * u + 1]) : 0;
-    return lo | hi << 16;
-  }
-  static auto pack(const KernelSet& ks) { return ks.pack_panel_bf16; }
-  static auto gemm(const KernelSet& ks) { return ks.gemm_panel_bf16; }
-};
-
-template <class P>
-int64_t units_of(int64_t cols) {
-  return (cols + P::kColsPerUnit - 1) / P::kColsPerUnit;
-}
-
-// x in the layout the gemm reads: for each depth block of kDepth columns
-// (at T · mr · k0 units), tiles of mr rows (the last zero-padded), unit by
-// unit.
-template <class P>
-void pack_rows(const float* x, int64_t m, int64_t K, int64_t mr, typename P::Unit* xp, ThreadPool& pool) {
+// x in the layout gemm_panel reads: for each depth block of kDepth columns
+// (at tiles · mr · k0 floats), tiles of mr rows (the last zero-padded),
+// column by column.
+void pack_rows(const float* x, int64_t m, int64_t K, int64_t mr, float* xp, ThreadPool& pool) {
   const int64_t tiles = (m + mr - 1) / mr;
   pool.parallel_for(tiles, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
-      const int64_t kc = std::min(kDepth, K - k0), ku = units_of<P>(kc);
+      const int64_t kc = std::min(kDepth, K - k0);
       for (int64_t t = t0; t < t1; ++t) {
-        typename P::Unit* tile = xp + tiles * mr * (k0 / P::kColsPerUnit) + t * ku * mr;
+        float* tile = xp + tiles * mr * k0 + t * kc * mr;
         for (int64_t r = 0; r < mr; ++r) {
           const int64_t i = t * mr + r;
-          for (int64_t u = 0; u < ku; ++u) tile[u * mr + r] = i < m ? P::unit(x + i * K + k0, u, kc) : 0;
+          for (int64_t k = 0; k < kc; ++k) tile[k * mr + r] = i < m ? x[i * K + k0 + k] : 0.0f;
         }
       }
     }
@@ -102,41 +72,37 @@ void pack_rows(const float* x, int64_t m, int64_t K, int64_t mr, typename P::Uni
 // blocks are the outer loop, so the block of packed x they read (m × kDepth
 // columns) stays in L2 while the thread's panels pass; y is summed over them
 // in order of k.
-template <class P>
-void linear_packed(const KernelSet& ks, const typename P::Unit* xp, int64_t m, const Matrix& w, float* y,
-                   int64_t j0, int64_t j1) {
-  thread_local std::vector<typename P::Unit> panel;
+void linear_packed(const KernelSet& ks, const float* xp, int64_t m, const Matrix& w, float* y, int64_t j0,
+                   int64_t j1) {
+  thread_local std::vector<float> panel;
   const int64_t pw = ks.panel_width, mr = ks.panel_rows, tiles = (m + mr - 1) / mr;
-  panel.resize(static_cast<size_t>(pw * units_of<P>(kDepth)));
+  panel.resize(static_cast<size_t>(pw * kDepth));
   const int64_t K = w.cols, N = w.rows;
   for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
-    const int64_t kc = std::min(kDepth, K - k0), ku = units_of<P>(kc);
-    const typename P::Unit* block = xp + tiles * mr * (k0 / P::kColsPerUnit);
+    const int64_t kc = std::min(kDepth, K - k0);
+    const float* block = xp + tiles * mr * k0;
     for (int64_t jb = j0; jb < j1; jb += pw) {
       const int64_t n = std::min(pw, j1 - jb);
-      P::pack(ks)(rows_of(w, jb, jb + n), k0, kc, panel.data());
+      ks.pack_panel(rows_of(w, jb, jb + n), k0, kc, panel.data());
       for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
         const int64_t mi = std::min(kRowBlock, m - i0);
-        P::gemm(ks)(block + (i0 / mr) * ku * mr, mi, panel.data(), kc, n, y + i0 * N + jb, N, k0 > 0);
+        ks.gemm_panel(block + (i0 / mr) * kc * mr, mi, panel.data(), kc, n, y + i0 * N + jb, N, k0 > 0);
       }
     }
   }
 }
 
-template <class P>
 void linear_panels(const KernelSet& ks, const float* x, int64_t m, const Matrix& w, const float* bias, float* y,
                    ThreadPool& pool) {
   // (The workers get a pointer: in their code the name `packed` would be
   // their own thread_local.)
-  thread_local std::vector<typename P::Unit> packed;
+  thread_local std::vector<float> packed;
   const int64_t mr = ks.panel_rows;
-  // Every depth block but the last has an even number of columns, so the
-  // blocks' units add up to at most units_of(w.cols).
-  packed.resize(static_cast<size_t>((m + mr - 1) / mr * mr * units_of<P>(w.cols)));
-  typename P::Unit* xp = packed.data();
-  pack_rows<P>(x, m, w.cols, mr, xp, pool);
+  packed.resize(static_cast<size_t>((m + mr - 1) / mr * mr * w.cols));
+  float* xp = packed.data();
+  pack_rows(x, m, w.cols, mr, xp, pool);
   pool.parallel_for(w.rows, ks.panel_width, [&](int64_t j0, int64_t j1) {
-    linear_packed<P>(ks, xp, m, w, y, j0, j1);
+    linear_packed(ks, xp, m, w, y, j0, j1);
     if (bias) add_bias(bias, m, w.rows, j0, j1, y);
   });
 }
@@ -165,16 +131,46 @@ void linear_quantized(const KernelSet& ks, const float* x, int64_t m, const Matr
   });
 }
 
+// bf16 weights broadcast from their rows against x packed in groups of 16
+// rows (gemm_bf16_rows; layout in kernels/bf16_avx512.h): x is rounded to
+// bf16 (nearest even), two neighbouring columns per 32-bit unit, low half
+// first, an odd last column paired with zero.
+void linear_bf16(const KernelSet& ks, const float* x, int64_t m, const Matrix& w, const float* bias, float* y,
+                 ThreadPool& pool) {
+  const int64_t K = w.cols, N = w.rows, pairs = (K + 1) / 2, groups = (m + 15) / 16;
+  thread_local std::vector<uint32_t> packed;
+  packed.resize(static_cast<size_t>(groups * pairs * 16));
+  uint32_t* xp = packed.data();
+  pool.parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g)
+      for (int64_t t = 0; t < 16; ++t) {
+        const int64_t i = g * 16 + t;
+        const float* row = x + i * K;
+        for (int64_t p = 0; p < pairs; ++p) {
+          uint32_t unit = 0;
+          if (i < m) {
+            const uint32_t lo = f32_to_bf16(row[2 * p]), hi = 2 * p + 1 < K ? f32_to_bf16(row[2 * p + 1]) : 0;
+            unit = lo | hi << 16;
+          }
+          xp[(g * pairs + p) * 16 + t] = unit;
+        }
+      }
+  });
+  pool.parallel_for(N, 24, [&](int64_t j0, int64_t j1) {
+    ks.gemm_bf16_rows(xp, m, rows_of(w, j0, j1), y + j0, N);
+    if (bias) add_bias(bias, m, N, j0, j1, y);
+  });
+}
+
 }  // namespace
 
 void linear(const float* x, int64_t m, const Matrix& w, const float* bias, float* y, ThreadPool& pool) {
   const KernelSet& ks = active();
   const bool quantized = is_quantized(w.format);
   if (quantized && m < kQuantPanelMinRows) return linear_quantized(ks, x, m, w, bias, y, pool);
-  if (w.format == WeightFormat::BF16 && m >= kPackedMinRows && ks.gemm_panel_bf16)
-    return linear_panels<Bf16PairPanels>(ks, x, m, w, bias, y, pool);
-  if (m >= (quantized ? kQuantPanelMinRows : kPackedMinRows))
-    return linear_panels<Float32Panels>(ks, x, m, w, bias, y, pool);
+  if (w.format == WeightFormat::BF16 && m >= kPackedMinRows && ks.gemm_bf16_rows)
+    return linear_bf16(ks, x, m, w, bias, y, pool);
+  if (m >= (quantized ? kQuantPanelMinRows : kPackedMinRows)) return linear_panels(ks, x, m, w, bias, y, pool);
   pool.parallel_for(w.rows, 16, [&](int64_t j0, int64_t j1) {
     ks.gemm_direct(x, w.cols, m, rows_of(w, j0, j1), y + j0, w.rows);
     if (bias) add_bias(bias, m, w.rows, j0, j1, y);
