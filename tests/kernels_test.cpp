@@ -84,19 +84,23 @@ TEST_P(KernelsIsa, LinearMatchesTheReferenceInEveryFormatOnOddSizes) {
         }
 }
 
-// Prompt products with bf16 weights past one depth block (AVX512-BF16:
-// 2048 columns) and one pass of x (64 rows), with an odd last column.
-TEST_P(KernelsIsa, Bf16PromptProductsSpanDepthBlocksAndPasses) {
+// Prompt products past one depth block (AVX-512: 1024 units, 2048 bf16 or
+// 1024 float32 columns) and one pass of x (64 rows), with an odd last column
+// (half a bf16 unit).
+TEST_P(KernelsIsa, PromptProductsSpanDepthBlocksAndPasses) {
   ThreadPool pool(2);
   const int64_t k = 4101, n = 13, m = 70;
-  const Matrix w = convert_matrix(random_matrix(n, k, 91), WeightFormat::BF16);
-  auto x = random_values(static_cast<size_t>(m * k), 92);
-  std::vector<float> got(static_cast<size_t>(m * n)), want(got.size());
-  kernels::linear(x.data(), m, w, nullptr, got.data(), pool);
-  if (kernels::bf16_dot_products())
-    for (float& v : x) v = bf16_to_f32(f32_to_bf16(v));
-  reference::linear(x.data(), m, w, nullptr, want.data());
-  for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-6 * k) << "element " << i;
+  for (const WeightFormat f : {WeightFormat::F32, WeightFormat::BF16}) {
+    SCOPED_TRACE(weight_format_name(f));
+    const Matrix w = convert_matrix(random_matrix(n, k, 91), f);
+    auto x = random_values(static_cast<size_t>(m * k), 92);
+    std::vector<float> got(static_cast<size_t>(m * n)), want(got.size());
+    kernels::linear(x.data(), m, w, nullptr, got.data(), pool);
+    if (f == WeightFormat::BF16 && kernels::bf16_dot_products())
+      for (float& v : x) v = bf16_to_f32(f32_to_bf16(v));
+    reference::linear(x.data(), m, w, nullptr, want.data());
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-6 * k) << "element " << i;
+  }
 }
 
 TEST_P(KernelsIsa, VectorPrimitivesMatchTheReference) {

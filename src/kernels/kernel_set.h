@@ -34,6 +34,9 @@ struct WeightRows {
   int64_t cols;
 };
 
+// Rows of x per group of the packed x the *_rows kernels read.
+constexpr int64_t kRowGroup = 16;
+
 struct KernelSet {
   const char* name;
   Isa isa;
@@ -65,11 +68,15 @@ struct KernelSet {
   void (*quantize_act)(const float* x, int64_t cols, quant::BlockAct* out);
   void (*gemm_quant)(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy);
 
-  // bf16 weights with many rows of x on CPUs with bf16 dot products
-  // (AVX512-BF16); nullptr in the other sets. The activations are rounded
-  // to bf16 and packed in groups of 16 rows, two columns per 32-bit unit
-  // (layout: kernels/bf16_avx512.h); the weights are read from their rows.
-  // y[i * ldy + j] = x(i) · weight row j for i < m, j < w.rows.
+  // Many rows of x (prompts) with float32 weights (gemm_f32_rows, the
+  // AVX-512 set) or bf16 weights on CPUs with bf16 dot products
+  // (gemm_bf16_rows, AVX512-BF16), the weights read from their own rows:
+  // y[i * ldy + j] = x(i) · weight row j for i < m, j < w.rows. x is packed
+  // in groups of kRowGroup rows of 32-bit units (float32: one column; bf16:
+  // two, rounded to bf16): unit u of row t of group g at
+  // xp[(g * units + u) * kRowGroup + t] (layout: kernels/rows_avx512.h).
+  // nullptr where the set has no such kernel (panels are used instead).
+  void (*gemm_f32_rows)(const uint32_t* xp, int64_t m, const WeightRows& w, float* y, int64_t ldy);
   void (*gemm_bf16_rows)(const uint32_t* xp, int64_t m, const WeightRows& w, float* y, int64_t ldy);
 
   float (*dot)(const float* a, const float* b, int64_t n);

@@ -78,15 +78,23 @@ struct S {
 #include "kernels/int8_avx512.h"
 #include "kernels/simd_kernels.h"
 #include "kernels/bf16_avx512.h"
+#include "kernels/rows_avx512.h"
 
 // AVX512-VNNI: the int8 block products two blocks at a time (int8_avx512.h).
 void gemm_quant_vnni(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
   vnni512::gemm_quant(x, ldx, m, w, y, ldy);
 }
 
-// kTable plus the AVX512-VNNI and AVX512-BF16 products.
-KernelSet with_dot_products() {
+// kTable plus the prompt products from weight rows (rows_avx512.h).
+KernelSet base_table() {
   KernelSet k = kTable;
+  k.gemm_f32_rows = gemm_f32_rows;
+  return k;
+}
+
+// base_table plus the AVX512-VNNI and AVX512-BF16 products.
+KernelSet with_dot_products() {
+  KernelSet k = base_table();
   k.gemm_quant = gemm_quant_vnni;
   k.gemm_bf16_rows = gemm_bf16_rows;
   k.bf16_dot_loop = bf16_dot_loop;
@@ -104,8 +112,8 @@ const KernelSet& avx512_emulated_kernels() {
 }
 #else
 const KernelSet& avx512_kernels(bool with_dot_products) {
-  static const KernelSet k = avx512::with_dot_products();
-  return with_dot_products ? k : avx512::kTable;
+  static const KernelSet k = avx512::with_dot_products(), base = avx512::base_table();
+  return with_dot_products ? k : base;
 }
 #endif
 

@@ -9,14 +9,15 @@
 //    (gemm_quant), a few instructions per 32 weights; bound by bandwidth.
 //    Each row gets the same bits whatever the number of rows below
 //    kQuantPanelMinRows.
-//  - many rows (prompts, any format): blocks of weights are widened once into
-//    float32 panels that stay in cache and are reused by every row of x
-//    (pack_panel + gemm_panel); bound by arithmetic, where float FMAs beat
-//    AVX2's integer products.
-//  - many rows with bf16 weights on a CPU with bf16 dot products
-//    (AVX512-BF16): x is rounded to bf16 and packed in groups of 16 rows, and
-//    each weight pair is broadcast from its own row (gemm_bf16_rows): twice
-//    the float32 rate, and no weight packing.
+//  - many rows (prompts), the AVX-512 set with float32 weights, or bf16
+//    weights on a CPU with bf16 dot products (AVX512-BF16): x is packed in
+//    groups of 16 rows (bf16: rounded to bf16, two columns per unit) and
+//    each weight is broadcast from its own row (gemm_f32_rows /
+//    gemm_bf16_rows); bound by arithmetic, bf16 at twice the float32 rate.
+//  - many rows otherwise (other formats, other sets): blocks of weights are
+//    widened once into float32 panels that stay in cache and are reused by
+//    every row of x (pack_panel + gemm_panel); bound by arithmetic, where
+//    float FMAs beat AVX2's integer products.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -131,33 +132,50 @@ void linear_quantized(const KernelSet& ks, const float* x, int64_t m, const Matr
   });
 }
 
-// bf16 weights broadcast from their rows against x packed in groups of 16
-// rows (gemm_bf16_rows; layout in kernels/bf16_avx512.h): x is rounded to
-// bf16 (nearest even), two neighbouring columns per 32-bit unit, low half
-// first, an odd last column paired with zero.
-void linear_bf16(const KernelSet& ks, const float* x, int64_t m, const Matrix& w, const float* bias, float* y,
+// The two kinds of x the *_rows kernels read (KernelSet::gemm_f32_rows /
+// gemm_bf16_rows): 32-bit units of one float32 column, or of two columns
+// rounded to bf16 (nearest even; low half first, an odd last column paired
+// with zero).
+struct F32Units {
+  static constexpr int64_t kColsPerUnit = 1;
+  static uint32_t unit(const float* row, int64_t u, int64_t) {
+    uint32_t bits;
+    std::memcpy(&bits, row + u, 4);
+    return bits;
+  }
+  static auto gemm(const KernelSet& ks) { return ks.gemm_f32_rows; }
+};
+
+struct Bf16Units {
+  static constexpr int64_t kColsPerUnit = 2;
+  static uint32_t unit(const float* row, int64_t u, int64_t cols) {
+    const uint32_t lo = f32_to_bf16(row[2 * u]);
+    const uint32_t hi = 2 * u + 1 < cols ? f32_to_bf16(row[2 * u + 1]) : 0;
+    return lo | hi << 16;
+  }
+  static auto gemm(const KernelSet& ks) { return ks.gemm_bf16_rows; }
+};
+
+// x packed in groups of kRowGroup rows (the last zero-padded), then each
+// thread's share of weight rows multiplied with all of it, the weights read
+// from their own rows.
+template <class U>
+void linear_rows(const KernelSet& ks, const float* x, int64_t m, const Matrix& w, const float* bias, float* y,
                  ThreadPool& pool) {
-  const int64_t K = w.cols, N = w.rows, pairs = (K + 1) / 2, groups = (m + 15) / 16;
+  const int64_t K = w.cols, N = w.rows, units = (K + U::kColsPerUnit - 1) / U::kColsPerUnit;
+  const int64_t groups = (m + kRowGroup - 1) / kRowGroup;
   thread_local std::vector<uint32_t> packed;
-  packed.resize(static_cast<size_t>(groups * pairs * 16));
+  packed.resize(static_cast<size_t>(groups * units * kRowGroup));
   uint32_t* xp = packed.data();
   pool.parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g)
-      for (int64_t t = 0; t < 16; ++t) {
-        const int64_t i = g * 16 + t;
-        const float* row = x + i * K;
-        for (int64_t p = 0; p < pairs; ++p) {
-          uint32_t unit = 0;
-          if (i < m) {
-            const uint32_t lo = f32_to_bf16(row[2 * p]), hi = 2 * p + 1 < K ? f32_to_bf16(row[2 * p + 1]) : 0;
-            unit = lo | hi << 16;
-          }
-          xp[(g * pairs + p) * 16 + t] = unit;
-        }
+      for (int64_t t = 0; t < kRowGroup; ++t) {
+        const int64_t i = g * kRowGroup + t;
+        for (int64_t u = 0; u < units; ++u) xp[(g * units + u) * kRowGroup + t] = i < m ? U::unit(x + i * K, u, K) : 0;
       }
   });
   pool.parallel_for(N, 24, [&](int64_t j0, int64_t j1) {
-    ks.gemm_bf16_rows(xp, m, rows_of(w, j0, j1), y + j0, N);
+    U::gemm(ks)(xp, m, rows_of(w, j0, j1), y + j0, N);
     if (bias) add_bias(bias, m, N, j0, j1, y);
   });
 }
@@ -168,8 +186,10 @@ void linear(const float* x, int64_t m, const Matrix& w, const float* bias, float
   const KernelSet& ks = active();
   const bool quantized = is_quantized(w.format);
   if (quantized && m < kQuantPanelMinRows) return linear_quantized(ks, x, m, w, bias, y, pool);
-  if (w.format == WeightFormat::BF16 && m >= kPackedMinRows && ks.gemm_bf16_rows)
-    return linear_bf16(ks, x, m, w, bias, y, pool);
+  if (m >= kPackedMinRows && w.format == WeightFormat::BF16 && ks.gemm_bf16_rows)
+    return linear_rows<Bf16Units>(ks, x, m, w, bias, y, pool);
+  if (m >= kPackedMinRows && w.format == WeightFormat::F32 && ks.gemm_f32_rows)
+    return linear_rows<F32Units>(ks, x, m, w, bias, y, pool);
   if (m >= (quantized ? kQuantPanelMinRows : kPackedMinRows)) return linear_panels(ks, x, m, w, bias, y, pool);
   pool.parallel_for(w.rows, 16, [&](int64_t j0, int64_t j1) {
     ks.gemm_direct(x, w.cols, m, rows_of(w, j0, j1), y + j0, w.rows);

@@ -657,7 +657,7 @@ double fma_loop(int64_t iters) {
 
 const KernelSet kTable = {
     S::kName,   S::kIsa,        kPanelWidth, S::kPanelRows, gemm_direct,    pack_panel,       gemm_panel,
-    quantize_act, gemm_quant,   nullptr,
+    quantize_act, gemm_quant,   nullptr,     nullptr,
     dot,        axpy,           add,         layer_norm_row, softmax,          gelu_tanh,
     weighted_values<float>, scores_tiled<float>, weighted_values<uint16_t>, scores_tiled<uint16_t>, sum, fma_loop,      nullptr,
 };
