@@ -80,7 +80,7 @@ struct S {
 #include "kernels/bf16_avx512.h"
 #include "kernels/rows_avx512.h"
 
-// AVX512-VNNI: the int8 block products two blocks at a time (int8_avx512.h).
+// AVX512-VNNI: the int8 block products eight blocks at a time (int8_avx512.h).
 void gemm_quant_vnni(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
   vnni512::gemm_quant(x, ldx, m, w, y, ldy);
 }

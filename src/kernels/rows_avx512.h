@@ -17,14 +17,14 @@
 // Why not the float32 panels of simd_kernels.h, which widen and transpose
 // every block of 32 weight rows × 256 columns once per call: with 128 rows of
 // x that packing took a sixth of the products' time. Measured on Zen 5
-// (2026-11-29, 2 threads): 1.3B prefill bf16 160-185 -> 221-229 tokens/s,
-// f32 71-107 -> 69-123 (5 alternating runs, the same noisy one slow in
-// both); `linear` with 128 rows, 2048 × 8192 weights, bf16 450 -> 645
+// (2026-11-29, 2 threads, alternating runs): 1.3B prefill bf16 160-185 ->
+// 221-232 tokens/s, f32 77-107 -> 130-136; `linear` with 128 rows, 2048 × 8192 weights, bf16 450 -> 645
 // GFLOP/s, f32 274 -> 320. With AVX2 (16 registers, 4 × 2 tiles) the same
 // kernel for float32 ran 3-5 % slower than the panels, so only the AVX-512
 // set has it.
 
-constexpr int64_t kRowGroupLanes = 16;
+// (Groups of kRowGroup = 16 rows of x, kernel_set.h: one vector's lanes.)
+static_assert(kRowGroup == 16);
 constexpr int64_t kRowsDepthUnits = 1024;
 
 // float32 weights: a unit is one column.
@@ -58,7 +58,7 @@ inline void rows_tile(const uint32_t* xg, int64_t units, const uint8_t* w, size_
   const auto step = [&](int64_t u, int bytes) {
     typename U::X xv[G];
 #pragma GCC unroll 4
-    for (int g = 0; g < G; ++g) xv[g] = U::load_x(xg + (g * units + u0 + u) * kRowGroupLanes);
+    for (int g = 0; g < G; ++g) xv[g] = U::load_x(xg + (g * units + u0 + u) * kRowGroup);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       int32_t unit = 0;
@@ -76,7 +76,7 @@ inline void rows_tile(const uint32_t* xg, int64_t units, const uint8_t* w, size_
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int g = 0; g < G; ++g) {
-      float* out = yt + r * ld + g * kRowGroupLanes;
+      float* out = yt + r * ld + g * kRowGroup;
       S::store(out, accumulate ? S::add(S::load(out), acc[r][g]) : acc[r][g]);
     }
 }
@@ -85,10 +85,10 @@ inline void rows_tile(const uint32_t* xg, int64_t units, const uint8_t* w, size_
 template <class U, int R>
 inline void rows_pass(const uint32_t* xp, int64_t m, int64_t units, const uint8_t* w, size_t row_bytes, int64_t u0,
                       int64_t nu, bool half_tail, float* yt, int64_t ld, bool accumulate) {
-  constexpr int64_t kPass = 4 * kRowGroupLanes;
+  constexpr int64_t kPass = 4 * kRowGroup;
   for (int64_t i0 = 0; i0 < m; i0 += kPass) {
     const uint32_t* xg = xp + i0 * units;
-    const int64_t groups = (std::min(kPass, m - i0) + kRowGroupLanes - 1) / kRowGroupLanes;
+    const int64_t groups = (std::min(kPass, m - i0) + kRowGroup - 1) / kRowGroup;
     [&]<int... Gs>(std::integer_sequence<int, Gs...>) {
       ((groups == Gs + 1 ? rows_tile<U, R, Gs + 1>(xg, units, w, row_bytes, u0, nu, half_tail, yt + i0, ld, accumulate)
                          : void()),
@@ -103,7 +103,7 @@ template <class U>
 void gemm_rows(const uint32_t* xp, int64_t m, const WeightRows& w, int64_t units, bool half_tail, float* y,
                int64_t ldy) {
   constexpr int R = 6;
-  const int64_t ld = (m + kRowGroupLanes - 1) / kRowGroupLanes * kRowGroupLanes;
+  const int64_t ld = (m + kRowGroup - 1) / kRowGroup * kRowGroup;
   thread_local std::vector<float> sums;
   sums.resize(static_cast<size_t>(w.rows * ld));
   float* yt = sums.data();
