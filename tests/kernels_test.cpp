@@ -68,7 +68,7 @@ TEST_P(KernelsIsa, LinearMatchesTheReferenceInEveryFormatOnOddSizes) {
           const auto bias = random_values(static_cast<size_t>(n), ++seed);
           std::vector<float> got(static_cast<size_t>(m * n)), want(got.size());
           kernels::linear(x.data(), m, w, bias.data(), got.data(), pool);
-          if (is_quantized(f) && m < kernels::kQuantPanelMinRows) {
+          if (is_quantized(f) && kernels::int8_products(m)) {
             reference::linear_int8(x.data(), m, w, bias.data(), want.data());
           } else if (f == WeightFormat::BF16 && m >= kernels::kPackedMinRows && kernels::bf16_dot_products()) {
             // bf16 dot products: the product of bf16 weights and x rounded to bf16.
@@ -86,11 +86,12 @@ TEST_P(KernelsIsa, LinearMatchesTheReferenceInEveryFormatOnOddSizes) {
 
 // Prompt products past one depth block (AVX-512: 1024 units, 2048 bf16 or
 // 1024 float32 columns) and one pass of x (64 rows), with an odd last column
-// (half a bf16 unit).
+// (half a bf16 unit); for q8 / q4 taken in int8, more rows than one chunk of
+// quantized x (42 rows of 129 blocks) and an octet tail of one block.
 TEST_P(KernelsIsa, PromptProductsSpanDepthBlocksAndPasses) {
   ThreadPool pool(2);
   const int64_t k = 4101, n = 13, m = 70;
-  for (const WeightFormat f : {WeightFormat::F32, WeightFormat::BF16}) {
+  for (const WeightFormat f : {WeightFormat::F32, WeightFormat::BF16, WeightFormat::Q8, WeightFormat::Q4}) {
     SCOPED_TRACE(weight_format_name(f));
     const Matrix w = convert_matrix(random_matrix(n, k, 91), f);
     auto x = random_values(static_cast<size_t>(m * k), 92);
@@ -98,7 +99,10 @@ TEST_P(KernelsIsa, PromptProductsSpanDepthBlocksAndPasses) {
     kernels::linear(x.data(), m, w, nullptr, got.data(), pool);
     if (f == WeightFormat::BF16 && kernels::bf16_dot_products())
       for (float& v : x) v = bf16_to_f32(f32_to_bf16(v));
-    reference::linear(x.data(), m, w, nullptr, want.data());
+    if (is_quantized(f) && kernels::int8_products(m))
+      reference::linear_int8(x.data(), m, w, nullptr, want.data());
+    else
+      reference::linear(x.data(), m, w, nullptr, want.data());
     for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-6 * k) << "element " << i;
   }
 }
@@ -243,12 +247,15 @@ TEST_P(KernelsIsa, ActivationQuantizationIsBitForBitTheReference) {
 }
 
 // In the SIMD sets each output is summed the same way whatever the tile it
-// falls in: below kernels::kQuantPanelMinRows rows, a row of a batch is bit
-// for bit that row computed alone, with any number of threads.
+// falls in: wherever the int8 products are used (below
+// kernels::kQuantPanelMinRows rows, and for prompts too with AVX512-VNNI),
+// a row of a batch is bit for bit that row computed alone, with any number
+// of threads, so a prompt's token and the same token decoded agree.
 TEST_P(KernelsIsa, QuantizedLinearGivesEachRowTheSameBitsAtEveryBatchSize) {
   if (GetParam() == Isa::Scalar) GTEST_SKIP() << "the scalar set makes no such promise";
-  const int64_t n = 37, m = 11;
-  static_assert(m < kernels::kQuantPanelMinRows);
+  const int64_t n = 37;
+  const int64_t m = kernels::int8_products(45) ? 45 : 11;
+  ASSERT_TRUE(kernels::int8_products(m));
   // 10 and 11 blocks per row (the AVX-512 kernel takes blocks in pairs).
   for (const int64_t k : {300, 330}) {
     const auto x = random_values(static_cast<size_t>(m * k), 61);

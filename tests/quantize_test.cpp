@@ -13,6 +13,8 @@
 #include "gptneo/scoring.h"
 #include "gptneo/tokenizer.h"
 #include "io/quantized_weights.h"
+#include "kernels/kernel_set.h"
+#include "kernels/kernels.h"
 #include "models/layers.h"
 #include "test_support.h"
 
@@ -100,7 +102,8 @@ TEST(QuantizePerplexity, SmallerFormatsStayWithinTheirLimits) {
 
 // Perplexity of the first n tokens of the validation text, either with one
 // token per forward pass as generation runs (for q8 / q4 the integer path:
-// activations quantized to int8 per block) or in one pass (float32 panels).
+// activations quantized to int8 per block) or in one pass (float32 panels,
+// or int8 too where kernels::int8_products says so).
 double first_tokens_perplexity(Model& model, int64_t n, bool one_at_a_time) {
   const Tokenizer tok = Tokenizer::load(test::neo_trained_dir());
   auto tokens = tok.encode(test::read_file(test::data_dir() / "corpus-val.txt"));
@@ -129,21 +132,41 @@ double first_tokens_perplexity(Model& model, int64_t n, bool one_at_a_time) {
   return std::exp(nll / static_cast<double>(n - 1));
 }
 
-// The int8 activations of the decode path cost next to nothing on top of
-// the weights' own rounding: one token at a time against the same weights
-// in one pass, and against float32.
-TEST(QuantizePerplexity, IntegerDecodePathAddsLittleToTheWeightsError) {
+// The same in one pass with the quantized weights widened to float32 and
+// multiplied exactly: on the kernel set in use where its prompts take the
+// float panels, else on avx2 (or scalar), the one in use restored afterwards.
+double exact_weights_perplexity(Model& model, int64_t n) {
+  if (!kernels::int8_products(n - 1)) return first_tokens_perplexity(model, n, false);
+  const kernels::Isa previous = kernels::active().isa;
+  kernels::set_active(kernels::cpu_supports(kernels::Isa::Avx2) ? kernels::Isa::Avx2 : kernels::Isa::Scalar);
+  EXPECT_FALSE(kernels::int8_products(n - 1));
+  const double ppl = first_tokens_perplexity(model, n, false);
+  kernels::set_active(previous);
+  return ppl;
+}
+
+// The int8 activations of the integer path (decode; prompts too with
+// AVX512-VNNI) cost little on top of the weights' own rounding: one token
+// at a time against the same weights multiplied exactly, and against
+// float32; where prompts take the integer path as well, a prompt's
+// perplexity is the decode path's but for the order of attention's sums.
+TEST(QuantizePerplexity, IntegerPathAddsLittleToTheWeightsError) {
   constexpr int64_t kTokens = 200;
   const double f32 = first_tokens_perplexity(*Model::load(test::neo_trained_dir()), kTokens, true);
   for (const WeightFormat format : {WeightFormat::Q8, WeightFormat::Q4}) {
     const auto model = Model::load(quantized_dir(format));
     const double decode = first_tokens_perplexity(*model, kTokens, true);
     const double pass = first_tokens_perplexity(*model, kTokens, false);
+    const double exact = exact_weights_perplexity(*model, kTokens);
     SCOPED_TRACE(weight_format_name(format));
-    std::printf("[ decode path ] %s: %.4f one token at a time, %.4f in one pass, f32 %.4f\n",
-                weight_format_name(format).c_str(), decode, pass, f32);
-    EXPECT_NE(decode, pass) << "the one-token passes did not take the integer path";
-    EXPECT_LT(std::abs(decode / pass - 1), 0.005) << "int8 activations: " << decode << " vs " << pass;
+    std::printf("[ int8 path ] %s: %.4f one token at a time, %.4f in one pass, %.4f exact weights, f32 %.4f\n",
+                weight_format_name(format).c_str(), decode, pass, exact, f32);
+    EXPECT_NE(decode, exact) << "the one-token passes did not take the integer path";
+    EXPECT_LT(std::abs(decode / exact - 1), 0.005) << "int8 activations: " << decode << " vs " << exact;
+    if (kernels::int8_products(kTokens - 1))
+      EXPECT_LT(std::abs(pass / decode - 1), 1e-4) << "int8 prompt " << pass << " vs int8 decode " << decode;
+    else
+      EXPECT_EQ(pass, exact);
     // (q4's own rounding on these 200 tokens is measured by the test above
     // on a whole window.)
     if (format == WeightFormat::Q8) {

@@ -102,6 +102,10 @@ struct KernelSet {
   double (*fma_loop)(int64_t iters);
   // The same for the bf16 dot products (nullptr where the set has none).
   double (*bf16_dot_loop)(int64_t iters);
+  // Whether gemm_quant takes q8 / q4 products with any number of rows of x
+  // (prompts too), not only fewer than kQuantPanelMinRows: where the
+  // integer products beat float32 panels at every size (AVX512-VNNI).
+  bool int8_prompts;
 };
 
 // The tables (the AVX ones are only valid to call where the CPU has the ISA).

@@ -49,8 +49,10 @@ namespace kernels {
 // Split over threads by output columns (decode) or rows and columns (prefill).
 // q8 / q4 weights with fewer than kQuantPanelMinRows rows of x use integer
 // dot products: each x row is first quantized to int8 blocks of 32 (see
-// quant::BlockAct), as llama.cpp does; with more rows the weights are widened
-// to float32 and multiplied exactly, where that is faster (AVX2: measured).
+// quant::BlockAct), as llama.cpp does. With more rows the weights are widened
+// to float32 and multiplied exactly where that is faster (AVX2, AVX-512
+// without VNNI: measured); with AVX512-VNNI the integer products are faster
+// at every size and take prompts too (int8_products()).
 constexpr int64_t kQuantPanelMinRows = 32;
 // From this many rows of x on, float weights are packed into panels. bf16
 // weights from here on are multiplied with x rounded to bf16 where the
@@ -117,6 +119,11 @@ std::string isa_name();
 // Whether the kernel set in use multiplies bf16 weights with bf16-rounded
 // activations (AVX512-BF16; see kPackedMinRows).
 bool bf16_dot_products();
+// Whether the kernel set in use multiplies q8 / q4 weights with `m` rows of
+// x in int8 (activations quantized per block, the same bits for a row at
+// every m), rather than widening the weights to float32 (see
+// kQuantPanelMinRows).
+bool int8_products(int64_t m);
 
 }  // namespace kernels
 }  // namespace gptneo

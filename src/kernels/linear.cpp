@@ -4,11 +4,11 @@
 // columns), so each thread streams its own share of the weights once:
 //  - float weights, few rows of x (decoding): the weights are read in their
 //    own format and widened in registers (gemm_direct); bound by bandwidth.
-//  - q8 / q4 weights, few rows of x (decoding, small batches): each row of x
-//    is quantized to int8 blocks and multiplied with integer dot products
-//    (gemm_quant), a few instructions per 32 weights; bound by bandwidth.
-//    Each row gets the same bits whatever the number of rows below
-//    kQuantPanelMinRows.
+//  - q8 / q4 weights, few rows of x (decoding, small batches), or any number
+//    with AVX512-VNNI (int8_products): each row of x is quantized to int8
+//    blocks and multiplied with integer dot products (gemm_quant), a few
+//    instructions per 32 weights; bound by bandwidth with few rows. Each row
+//    gets the same bits whatever the number of rows taken this way.
 //  - many rows (prompts), the AVX-512 set with float32 weights, or bf16
 //    weights on a CPU with bf16 dot products (AVX512-BF16): x is packed in
 //    groups of 16 rows (bf16: rounded to bf16, two columns per unit) and
@@ -123,7 +123,10 @@ void linear_quantized(const KernelSet& ks, const float* x, int64_t m, const Matr
     quantize_rows(0, m);
   // Activation rows in chunks that stay in L2 while a thread's weight rows
   // are multiplied with them.
-  const int64_t chunk = std::max<int64_t>(4, kActChunkBytes / (nb * static_cast<int64_t>(sizeof(quant::BlockAct))));
+  // (Whole tiles of 8 rows: 21-row chunks of 8192 columns left tiles of 4
+  // and 1 row, which share each weight block among fewer rows.)
+  const int64_t fit = kActChunkBytes / (nb * static_cast<int64_t>(sizeof(quant::BlockAct)));
+  const int64_t chunk = std::max<int64_t>(8, fit / 8 * 8);
   pool.parallel_for(N, 16, [&](int64_t j0, int64_t j1) {
     const WeightRows wr = rows_of(w, j0, j1);
     for (int64_t i0 = 0; i0 < m; i0 += chunk)
@@ -182,10 +185,12 @@ void linear_rows(const KernelSet& ks, const float* x, int64_t m, const Matrix& w
 
 }  // namespace
 
+bool int8_products(int64_t m) { return m < kQuantPanelMinRows || active().int8_prompts; }
+
 void linear(const float* x, int64_t m, const Matrix& w, const float* bias, float* y, ThreadPool& pool) {
   const KernelSet& ks = active();
   const bool quantized = is_quantized(w.format);
-  if (quantized && m < kQuantPanelMinRows) return linear_quantized(ks, x, m, w, bias, y, pool);
+  if (quantized && int8_products(m)) return linear_quantized(ks, x, m, w, bias, y, pool);
   if (m >= kPackedMinRows && w.format == WeightFormat::BF16 && ks.gemm_bf16_rows)
     return linear_rows<Bf16Units>(ks, x, m, w, bias, y, pool);
   if (m >= kPackedMinRows && w.format == WeightFormat::F32 && ks.gemm_f32_rows)
