@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The speed tables of README.md and docs/performance.md: each row one
 # `gptneo bench --random SHAPE --dtype D --limits --json` run, with the
-# limits (read bandwidth, f32 FMA peak, and the bf16 dot-product peak where
-# the kernels have one: bf16 prefill rows then say "of bf16") measured in that
+# limits (read bandwidth, f32 FMA peak, and the bf16 / int8 dot-product peaks
+# where the kernels have them: bf16 prefill rows then say "of bf16", q8 / q4
+# rows whose prompts run in int8 "of int8") measured in that
 # same run, so the fractions hold on whatever machine runs this. Run it on a
 # quiet machine.
 #
@@ -22,7 +23,7 @@ row() {
 import json, sys
 d = json.load(sys.stdin)
 shape, dtype = sys.argv[1], sys.argv[2]
-peak = " of bf16" if d.get("prefill_peak") == "bf16" else ""
+peak = {"bf16": " of bf16", "int8": " of int8"}.get(d.get("prefill_peak"), "")
 print("| %s | %s | %d | %.1f | %.0f %%%s | %.2f | %.0f %% | %.1f | %.0f |" % (
     shape, dtype, d["batch"], d["prefill_tok_s"], 100 * d["prefill_fraction_of_fma_peak"], peak, d["decode_tok_s"],
     100 * d["decode_fraction_of_bandwidth_limit"], d["weight_bytes_per_step"] / 1e6, d["peak_rss_bytes"] / 1e6))

@@ -94,6 +94,23 @@ TEST(BenchCli, IsaOverrideIsHonouredOrRefusedClearly) {
   }
 }
 
+// q8 prompts run on the int8 dot products where the kernel set takes prompts
+// in int8 (AVX512-VNNI), and are measured against that peak; elsewhere they
+// are widened to float32 and measured against the FMA peak.
+TEST(BenchCli, QuantizedPromptsAreMeasuredAgainstThePeakOfTheirProducts) {
+  const auto r = test::run_cli({"bench", "--random", "gpt-neo-tiny", "--dtype", "q8", "--prompt", "40", "--gen", "2",
+                                "--limits", "--bandwidth-mb", "64", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  if (kernels::int8_products(40) && kernels::active().int8_dot_loop) {
+    EXPECT_EQ(j["prefill_peak"], "int8");
+    EXPECT_GT(j["int8_ops_s"].get<double>(), j["f32_flops_s"].get<double>());
+  } else {
+    EXPECT_EQ(j["prefill_peak"], "f32");
+  }
+  EXPECT_GT(j["prefill_fraction_of_fma_peak"].get<double>(), 0);
+}
+
 TEST(BenchCli, EmulatedAvx512KernelsRunWhereTheBuildHasThem) {
   ::setenv("GPTNEO_ISA", "avx512-emulated", 1);
   // bf16 weights and a 16-token prompt: the prefill runs on the bf16 dot

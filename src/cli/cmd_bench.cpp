@@ -47,15 +47,16 @@ struct BenchArgs {
 
 // bf16_flops_s: the bf16 dot-product rate, 0 where the kernels have no
 // bf16 dot products (bf16 weights are then widened and multiplied at the
-// f32 FMA rate).
+// f32 FMA rate). int8_ops_s: the int8 dot-product rate (two operations per
+// multiply-add), 0 where the kernels have none.
 struct Limits {
-  double read_bytes_s = 0, fma_flops_s = 0, bf16_flops_s = 0;
+  double read_bytes_s = 0, fma_flops_s = 0, bf16_flops_s = 0, int8_ops_s = 0;
 };
 
 Limits measure_limits(int threads, int64_t buffer_mb) {
   ThreadPool pool(threads);
   return {kernels::measure_read_bandwidth(pool, static_cast<size_t>(buffer_mb) << 20), kernels::measure_fma_peak(pool),
-          kernels::measure_bf16_peak(pool)};
+          kernels::measure_bf16_peak(pool), kernels::measure_int8_peak(pool)};
 }
 
 nlohmann::json or_null(double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); }
@@ -69,6 +70,7 @@ void run_bandwidth(const BenchArgs& a) {
     print_json({{"read_bandwidth_bytes_s", l.read_bytes_s},
                 {"f32_flops_s", l.fma_flops_s},
                 {"bf16_flops_s", or_null(l.bf16_flops_s)},
+                {"int8_ops_s", or_null(l.int8_ops_s)},
                 {"isa", kernels::isa_name()},
                 {"threads", threads}});
     return;
@@ -81,6 +83,10 @@ void run_bandwidth(const BenchArgs& a) {
     fmt::print("bf16 dot-product peak  {:.1f} GFLOP/s  (vdpbf16ps, register-only loop)\n", l.bf16_flops_s / 1e9);
   else
     fmt::print("bf16 dot-product peak  = f32 peak (the {} kernels have no bf16 dot products)\n", kernels::isa_name());
+  if (l.int8_ops_s > 0)
+    fmt::print("int8 dot-product peak  {:.1f} GOP/s    (vpdpbusd, register-only loop)\n", l.int8_ops_s / 1e9);
+  else
+    fmt::print("int8 dot-product peak  none (the {} kernels widen q8 / q4 prompts to f32)\n", kernels::isa_name());
 }
 
 // ---- memory --------------------------------------------------------------------------
@@ -229,12 +235,23 @@ void run_model_bench(const BenchArgs& a) {
   const size_t peak = peak_rss_bytes();
   // Fractions of the limits: decode against bandwidth / bytes per step,
   // prefill against the peak of the products it runs on (bf16 dot products
-  // for bf16 weights where the kernels have them, else f32 FMAs).
+  // for bf16 weights where the kernels have them, int8 dot products for q8 /
+  // q4 where prompts take them, else f32 FMAs).
   const double decode_limit = limits.read_bytes_s / static_cast<double>(wbytes) * static_cast<double>(a.batch);
   const double prefill_flops_s = prefill_tok_s * block_flops_per_token(c);
   const bool bf16_prefill = model->weight_format() == WeightFormat::BF16 && kernels::bf16_dot_products();
-  const double prefill_peak = bf16_prefill && limits.bf16_flops_s > 0 ? limits.bf16_flops_s : limits.fma_flops_s;
-  const char* peak_name = bf16_prefill ? "bf16 dot-product" : "f32 FMA";
+  const bool int8_prefill = is_quantized(model->weight_format()) && kernels::int8_products(a.prompt);
+  double prefill_peak = limits.fma_flops_s;
+  std::string peak_key = "f32", peak_name = "f32 FMA";
+  if (bf16_prefill && limits.bf16_flops_s > 0) {
+    prefill_peak = limits.bf16_flops_s;
+    peak_key = "bf16";
+    peak_name = "bf16 dot-product";
+  } else if (int8_prefill && limits.int8_ops_s > 0) {
+    prefill_peak = limits.int8_ops_s;
+    peak_key = "int8";
+    peak_name = "int8 dot-product";
+  }
 
   if (a.json) {
     nlohmann::json j = {{"model", label},
@@ -259,9 +276,10 @@ void run_model_bench(const BenchArgs& a) {
       j["read_bandwidth_bytes_s"] = limits.read_bytes_s;
       j["f32_flops_s"] = limits.fma_flops_s;
       j["bf16_flops_s"] = or_null(limits.bf16_flops_s);
+      j["int8_ops_s"] = or_null(limits.int8_ops_s);
       j["decode_fraction_of_bandwidth_limit"] = decode_tok_s / decode_limit;
-      // (of the peak named by prefill_peak: "f32" or "bf16")
-      j["prefill_peak"] = bf16_prefill ? "bf16" : "f32";
+      // (of the peak named by prefill_peak: "f32", "bf16" or "int8")
+      j["prefill_peak"] = peak_key;
       j["prefill_fraction_of_fma_peak"] = prefill_flops_s / prefill_peak;
     }
     print_json(j);
@@ -282,6 +300,7 @@ void run_model_bench(const BenchArgs& a) {
     fmt::print("limits    read bandwidth {:.1f} GB/s, f32 FMA peak {:.1f} GFLOP/s", limits.read_bytes_s / 1e9,
                limits.fma_flops_s / 1e9);
     if (limits.bf16_flops_s > 0) fmt::print(", bf16 dot-product peak {:.1f} GFLOP/s", limits.bf16_flops_s / 1e9);
+    if (limits.int8_ops_s > 0) fmt::print(", int8 dot-product peak {:.1f} GOP/s", limits.int8_ops_s / 1e9);
     fmt::print(" (measured in this run)\n");
     fmt::print("          decode at {:.0f}% of bandwidth / weight bytes ({:.2f} tokens/s)\n",
                100 * decode_tok_s / decode_limit, decode_limit);

@@ -106,6 +106,10 @@ struct KernelSet {
   // (prompts too), not only fewer than kQuantPanelMinRows: where the
   // integer products beat float32 panels at every size (AVX512-VNNI).
   bool int8_prompts;
+  // `iters` rounds of independent register-only int8 dot-product chains
+  // (vpdpbusd; returns the operations done, two per multiply-add), for the
+  // arithmetic limit of int8 prompts (nullptr where the set has none).
+  double (*int8_dot_loop)(int64_t iters);
 };
 
 // The tables (the AVX ones are only valid to call where the CPU has the ISA).

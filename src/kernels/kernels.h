@@ -112,6 +112,10 @@ double measure_fma_peak(ThreadPool& pool);
 // The same for the bf16 dot products (vdpbf16ps); 0 where the kernel set
 // has none (bf16_dot_products() is false).
 double measure_bf16_peak(ThreadPool& pool);
+// The same for the int8 dot products (vpdpbusd) that q8 / q4 prompts run on
+// where int8_products says so, in operations/s (two per multiply-add); 0
+// where the kernel set has none.
+double measure_int8_peak(ThreadPool& pool);
 
 // The kernel set in use ("scalar", "avx2" or "avx512"),
 // chosen from CPUID at first use or forced with GPTNEO_ISA=scalar|avx2|avx512.

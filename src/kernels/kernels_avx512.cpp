@@ -99,6 +99,7 @@ KernelSet with_dot_products() {
   // 1.3B shapes, 128 rows, 2 threads: 0.13 ns per block and pair against
   // 0.20-0.23 for the float32 panels (q8 and q4).
   k.int8_prompts = true;
+  k.int8_dot_loop = vnni512::int8_dot_loop;
   k.gemm_bf16_rows = gemm_bf16_rows;
   k.bf16_dot_loop = bf16_dot_loop;
   return k;

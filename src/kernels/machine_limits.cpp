@@ -66,4 +66,9 @@ double measure_bf16_peak(ThreadPool& pool) {
   return ks.bf16_dot_loop ? measure_loop_rate(pool, ks.bf16_dot_loop) : 0.0;
 }
 
+double measure_int8_peak(ThreadPool& pool) {
+  const KernelSet& ks = active();
+  return ks.int8_dot_loop ? measure_loop_rate(pool, ks.int8_dot_loop) : 0.0;
+}
+
 }  // namespace gptneo::kernels
