@@ -350,35 +350,77 @@ inline void quant_rows(const ActOct* xo, int64_t ldo, const ActStep* x, int64_t 
   }
 }
 
-// The activation rows are packed once per call (a thread's share of the
-// weight rows, 16 rows or more), then, as in int8_avx2.h's gemm_quant_fmt:
-// one weight row at a time for one row of x (one sequential stream per
-// thread), two for several.
-template <bool kQ4>
-void gemm_quant_fmt(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y, int64_t ldy) {
-  const int64_t nb = act_blocks(w.cols), ldo = nb / kOctet, tail = nb - ldo * kOctet, lda = (tail + 1) / 2;
-  thread_local std::vector<ActOct> octets;
-  thread_local std::vector<ActStep> steps;
-  if (octets.size() < static_cast<size_t>(m * ldo)) octets.resize(static_cast<size_t>(m * ldo));
-  if (steps.size() < static_cast<size_t>(m * lda)) steps.resize(static_cast<size_t>(m * lda));
-  for (int64_t i = 0; i < m; ++i) {
-    pack_act_oct(x + i * ldx, ldo, octets.data() + i * ldo);
-    pack_act_row<kQ4>(x + i * ldx + ldo * kOctet, tail, steps.data() + i * lda);
+// Packed activations (KernelSet::pack_act): `rows` rows of `cols` columns
+// as the tiles read them, rows × octets ActOct (row i's at i × octets), then
+// rows × steps ActStep for each row's last (fewer than eight) blocks.
+struct PackedActShape {
+  int64_t octets, tail, steps;
+  explicit PackedActShape(int64_t cols)
+      : octets(act_blocks(cols) / kOctet), tail(act_blocks(cols) - octets * kOctet), steps((tail + 1) / 2) {}
+  size_t bytes(int64_t rows) const {
+    return static_cast<size_t>(rows) * (octets * sizeof(ActOct) + steps * sizeof(ActStep));
   }
-  const ActOct* xo = octets.data();
-  const ActStep* xp = steps.data();
-  int64_t j = 0;
-  if (m > 1)
-    for (; j + 2 <= w.rows; j += 2) quant_rows<kQ4, 2>(xo, ldo, xp, lda, m, w, j, y + j, ldy);
-  for (; j < w.rows; ++j) quant_rows<kQ4, 1>(xo, ldo, xp, lda, m, w, j, y + j, ldy);
+  ActOct* oct(void* p) const { return static_cast<ActOct*>(p); }
+  ActStep* step(void* p, int64_t rows) const {
+    return reinterpret_cast<ActStep*>(static_cast<char*>(p) + rows * octets * sizeof(ActOct));
+  }
+};
+
+inline size_t packed_act_bytes(int64_t rows, int64_t cols) { return PackedActShape(cols).bytes(rows); }
+
+// Rows [i0, i1) of x (quantized rows ldx blocks apart) into the packed
+// rows of `out` (64-byte aligned, packed_act_bytes(rows, cols)); q8 and q4
+// differ only in the pair steps' x (q8 made unsigned).
+inline void pack_act(const quant::BlockAct* x, int64_t ldx, int64_t rows, int64_t i0, int64_t i1, int64_t cols,
+                     bool q4, void* out) {
+  const PackedActShape s(cols);
+  for (int64_t i = i0; i < i1; ++i) {
+    const quant::BlockAct* row = x + i * ldx;
+    pack_act_oct(row, s.octets, s.oct(out) + i * s.octets);
+    if (q4)
+      pack_act_row<true>(row + s.octets * kOctet, s.tail, s.step(out, rows) + i * s.steps);
+    else
+      pack_act_row<false>(row + s.octets * kOctet, s.tail, s.step(out, rows) + i * s.steps);
+  }
 }
 
+// As in int8_avx2.h's gemm_quant_fmt: one weight row at a time for one row
+// of x (one sequential stream per thread), two for several; rows i0 .. i0 +
+// m of the packed x.
+template <bool kQ4>
+void gemm_packed_fmt(const void* packed, int64_t rows, int64_t i0, int64_t m, const WeightRows& w, float* y,
+                     int64_t ldy) {
+  const PackedActShape s(w.cols);
+  void* p = const_cast<void*>(packed);
+  const ActOct* xo = s.oct(p) + i0 * s.octets;
+  const ActStep* xp = s.step(p, rows) + i0 * s.steps;
+  int64_t j = 0;
+  if (m > 1)
+    for (; j + 2 <= w.rows; j += 2) quant_rows<kQ4, 2>(xo, s.octets, xp, s.steps, m, w, j, y + j, ldy);
+  for (; j < w.rows; ++j) quant_rows<kQ4, 1>(xo, s.octets, xp, s.steps, m, w, j, y + j, ldy);
+}
+
+inline void gemm_quant_packed(const void* packed, int64_t rows, int64_t i0, int64_t m, const WeightRows& w, float* y,
+                              int64_t ldy) {
+  if (w.format == WeightFormat::Q4)
+    gemm_packed_fmt<true>(packed, rows, i0, m, w, y, ldy);
+  else
+    gemm_packed_fmt<false>(packed, rows, i0, m, w, y, ldy);
+}
+
+// gemm_quant on quantized rows as they are (ldx blocks apart): packed here,
+// into this thread's buffer. kernels::linear packs once per call instead
+// (pack_act, gemm_quant_packed), not once per chunk of weight rows.
 inline void gemm_quant(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y,
                        int64_t ldy) {
-  if (w.format == WeightFormat::Q4)
-    gemm_quant_fmt<true>(x, ldx, m, w, y, ldy);
-  else
-    gemm_quant_fmt<false>(x, ldx, m, w, y, ldy);
+  struct alignas(64) Line {
+    char bytes[64];
+  };
+  thread_local std::vector<Line> buffer;
+  const size_t lines = (packed_act_bytes(m, w.cols) + 63) / 64;
+  if (buffer.size() < lines) buffer.resize(lines);
+  pack_act(x, ldx, m, 0, m, w.cols, w.format == WeightFormat::Q4, buffer.data());
+  gemm_quant_packed(buffer.data(), m, 0, m, w, y, ldy);
 }
 
 // The arithmetic limit of these products (gptneo bench --limits): twelve

@@ -110,6 +110,18 @@ struct KernelSet {
   // (vpdpbusd; returns the operations done, two per multiply-add), for the
   // arithmetic limit of int8 prompts (nullptr where the set has none).
   double (*int8_dot_loop)(int64_t iters);
+  // Where gemm_quant rearranges x before multiplying (AVX512-VNNI: octets),
+  // the same in two steps, so that a call rearranges x once, not once per
+  // chunk of weight rows: pack_act writes rows [i0, i1) of `rows` quantized
+  // rows (ldx blocks apart) of `cols` columns into `out` (64-byte aligned,
+  // packed_act_bytes(rows, cols) bytes; q4: for q4 weights, else q8), and
+  // gemm_quant_packed does what gemm_quant does for rows [i0, i0 + m) of
+  // them. nullptr where gemm_quant reads x as it is.
+  size_t (*packed_act_bytes)(int64_t rows, int64_t cols);
+  void (*pack_act)(const quant::BlockAct* x, int64_t ldx, int64_t rows, int64_t i0, int64_t i1, int64_t cols, bool q4,
+                   void* out);
+  void (*gemm_quant_packed)(const void* packed, int64_t rows, int64_t i0, int64_t m, const WeightRows& w, float* y,
+                            int64_t ldy);
 };
 
 // The tables (the AVX ones are only valid to call where the CPU has the ISA).

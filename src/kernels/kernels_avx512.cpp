@@ -100,6 +100,9 @@ KernelSet with_dot_products() {
   // 0.20-0.23 for the float32 panels (q8 and q4).
   k.int8_prompts = true;
   k.int8_dot_loop = vnni512::int8_dot_loop;
+  k.packed_act_bytes = vnni512::packed_act_bytes;
+  k.pack_act = vnni512::pack_act;
+  k.gemm_quant_packed = vnni512::gemm_quant_packed;
   k.gemm_bf16_rows = gemm_bf16_rows;
   k.bf16_dot_loop = bf16_dot_loop;
   return k;

@@ -235,7 +235,7 @@ const KernelSet& scalar_kernels() {
                               dot,       axpy,        add,              layer_norm_row,
                               softmax,  gelu_tanh,   weighted_values<float>,
                               scores_tiled<float>, weighted_values<uint16_t>, scores_tiled<uint16_t>, sum,      fma_loop, nullptr,
-                              false,     nullptr};
+                              false,     nullptr, nullptr, nullptr, nullptr};
   return k;
 }
 

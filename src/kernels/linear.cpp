@@ -114,8 +114,20 @@ void linear_quantized(const KernelSet& ks, const float* x, int64_t m, const Matr
   thread_local std::vector<quant::BlockAct> xq;
   xq.resize(static_cast<size_t>(m * nb));
   quant::BlockAct* xqp = xq.data();
+  // Where the kernels rearrange x for their tiles, it is done here once, as
+  // each row is quantized, not once per chunk of weight rows (`linear`, 2
+  // threads: 3-5 % at 8 and 128 rows; end to end within noise, 125M q8
+  // batch 8 +1 % in 4 of 5 paired runs).
+  struct alignas(64) Line {
+    char bytes[64];
+  };
+  thread_local std::vector<Line> packed;
+  if (ks.pack_act) packed.resize((ks.packed_act_bytes(m, K) + 63) / 64);
+  Line* xpk = packed.data();
+  const bool q4 = w.format == WeightFormat::Q4;
   auto quantize_rows = [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) ks.quantize_act(x + i * K, K, xqp + i * nb);
+    if (ks.pack_act) ks.pack_act(xqp, nb, m, i0, i1, K, q4, xpk);
   };
   if (m * K >= kParallelQuantizeValues)
     pool.parallel_for(m, 1, quantize_rows);
@@ -129,8 +141,13 @@ void linear_quantized(const KernelSet& ks, const float* x, int64_t m, const Matr
   const int64_t chunk = std::max<int64_t>(8, fit / 8 * 8);
   pool.parallel_for(N, 16, [&](int64_t j0, int64_t j1) {
     const WeightRows wr = rows_of(w, j0, j1);
-    for (int64_t i0 = 0; i0 < m; i0 += chunk)
-      ks.gemm_quant(xqp + i0 * nb, nb, std::min(chunk, m - i0), wr, y + i0 * N + j0, N);
+    for (int64_t i0 = 0; i0 < m; i0 += chunk) {
+      const int64_t rows = std::min(chunk, m - i0);
+      if (ks.pack_act)
+        ks.gemm_quant_packed(xpk, m, i0, rows, wr, y + i0 * N + j0, N);
+      else
+        ks.gemm_quant(xqp + i0 * nb, nb, rows, wr, y + i0 * N + j0, N);
+    }
     if (bias) add_bias(bias, m, N, j0, j1, y);
   });
 }

@@ -660,5 +660,5 @@ const KernelSet kTable = {
     quantize_act, gemm_quant,   nullptr,     nullptr,
     dot,        axpy,           add,         layer_norm_row, softmax,          gelu_tanh,
     weighted_values<float>, scores_tiled<float>, weighted_values<uint16_t>, scores_tiled<uint16_t>, sum, fma_loop,      nullptr,
-    false, nullptr,
+    false, nullptr, nullptr, nullptr, nullptr,
 };
