@@ -304,8 +304,9 @@ void run_model_bench(const BenchArgs& a) {
     fmt::print(" (measured in this run)\n");
     fmt::print("          decode at {:.0f}% of bandwidth / weight bytes ({:.2f} tokens/s)\n",
                100 * decode_tok_s / decode_limit, decode_limit);
-    fmt::print("          prefill at {:.0f}% of the {} peak ({:.1f} GFLOP/s in the weight products)\n",
-               100 * prefill_flops_s / prefill_peak, peak_name, prefill_flops_s / 1e9);
+    fmt::print("          prefill at {:.0f}% of the {} peak ({:.1f} {} in the weight products)\n",
+               100 * prefill_flops_s / prefill_peak, peak_name, prefill_flops_s / 1e9,
+               peak_key == "int8" ? "GOP/s" : "GFLOP/s");
   }
 }
 
