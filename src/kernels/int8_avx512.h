@@ -180,6 +180,8 @@ inline void qwords_of_8(const uint8_t* p, size_t stride, __m512i (&v)[4]) {
   v[3] = _mm512_permutex2var_epi64(t1, high, t3);
 }
 
+// (start is only read with q8 weights; q4 rows leave it unset.)
+template <bool kQ4>
 inline void pack_act_oct(const quant::BlockAct* x, int64_t octets, ActOct* out) {
   for (int64_t o = 0; o < octets; ++o) {
     const quant::BlockAct* xb = x + o * kOctet;
@@ -189,9 +191,9 @@ inline void pack_act_oct(const quant::BlockAct* x, int64_t octets, ActOct* out) 
     __m512i sum = _mm512_setzero_si512();
     for (int j = 0; j < 4; ++j) {
       _mm512_store_si512(st.q[j], v[j]);
-      sum = _mm512_dpbusd_epi32(sum, _mm512_set1_epi8(1), v[j]);
+      if constexpr (!kQ4) sum = _mm512_dpbusd_epi32(sum, _mm512_set1_epi8(1), v[j]);
     }
-    _mm512_store_si512(st.start, _mm512_mullo_epi32(sum, _mm512_set1_epi32(-128)));
+    if constexpr (!kQ4) _mm512_store_si512(st.start, _mm512_mullo_epi32(sum, _mm512_set1_epi32(-128)));
     for (int l = 0; l < 16; ++l) {
       st.d[l] = xb[l / 2].d;
       st.s[l] = l % 2 ? 0.0f : xb[l / 2].s;
@@ -361,8 +363,12 @@ struct PackedActShape {
     return static_cast<size_t>(rows) * (octets * sizeof(ActOct) + steps * sizeof(ActStep));
   }
   ActOct* oct(void* p) const { return static_cast<ActOct*>(p); }
+  const ActOct* oct(const void* p) const { return static_cast<const ActOct*>(p); }
   ActStep* step(void* p, int64_t rows) const {
     return reinterpret_cast<ActStep*>(static_cast<char*>(p) + rows * octets * sizeof(ActOct));
+  }
+  const ActStep* step(const void* p, int64_t rows) const {
+    return reinterpret_cast<const ActStep*>(static_cast<const char*>(p) + rows * octets * sizeof(ActOct));
   }
 };
 
@@ -376,11 +382,13 @@ inline void pack_act(const quant::BlockAct* x, int64_t ldx, int64_t rows, int64_
   const PackedActShape s(cols);
   for (int64_t i = i0; i < i1; ++i) {
     const quant::BlockAct* row = x + i * ldx;
-    pack_act_oct(row, s.octets, s.oct(out) + i * s.octets);
-    if (q4)
+    if (q4) {
+      pack_act_oct<true>(row, s.octets, s.oct(out) + i * s.octets);
       pack_act_row<true>(row + s.octets * kOctet, s.tail, s.step(out, rows) + i * s.steps);
-    else
+    } else {
+      pack_act_oct<false>(row, s.octets, s.oct(out) + i * s.octets);
       pack_act_row<false>(row + s.octets * kOctet, s.tail, s.step(out, rows) + i * s.steps);
+    }
   }
 }
 
@@ -391,9 +399,8 @@ template <bool kQ4>
 void gemm_packed_fmt(const void* packed, int64_t rows, int64_t i0, int64_t m, const WeightRows& w, float* y,
                      int64_t ldy) {
   const PackedActShape s(w.cols);
-  void* p = const_cast<void*>(packed);
-  const ActOct* xo = s.oct(p) + i0 * s.octets;
-  const ActStep* xp = s.step(p, rows) + i0 * s.steps;
+  const ActOct* xo = s.oct(packed) + i0 * s.octets;
+  const ActStep* xp = s.step(packed, rows) + i0 * s.steps;
   int64_t j = 0;
   if (m > 1)
     for (; j + 2 <= w.rows; j += 2) quant_rows<kQ4, 2>(xo, s.octets, xp, s.steps, m, w, j, y + j, ldy);
@@ -408,16 +415,14 @@ inline void gemm_quant_packed(const void* packed, int64_t rows, int64_t i0, int6
     gemm_packed_fmt<false>(packed, rows, i0, m, w, y, ldy);
 }
 
-// gemm_quant on quantized rows as they are (ldx blocks apart): packed here,
+// KernelSet::gemm_quant (the contract every set keeps, and what the kernel
+// tests call) on quantized rows as they are (ldx blocks apart): packed here,
 // into this thread's buffer. kernels::linear packs once per call instead
 // (pack_act, gemm_quant_packed), not once per chunk of weight rows.
 inline void gemm_quant(const quant::BlockAct* x, int64_t ldx, int64_t m, const WeightRows& w, float* y,
                        int64_t ldy) {
-  struct alignas(64) Line {
-    char bytes[64];
-  };
-  thread_local std::vector<Line> buffer;
-  const size_t lines = (packed_act_bytes(m, w.cols) + 63) / 64;
+  thread_local std::vector<CacheLine> buffer;
+  const size_t lines = (packed_act_bytes(m, w.cols) + sizeof(CacheLine) - 1) / sizeof(CacheLine);
   if (buffer.size() < lines) buffer.resize(lines);
   pack_act(x, ldx, m, 0, m, w.cols, w.format == WeightFormat::Q4, buffer.data());
   gemm_quant_packed(buffer.data(), m, 0, m, w, y, ldy);

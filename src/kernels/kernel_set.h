@@ -34,6 +34,12 @@ struct WeightRows {
   int64_t cols;
 };
 
+// A unit of 64-byte-aligned scratch: a std::vector<CacheLine> is a buffer
+// whose vector loads and stores may be aligned (packed activations).
+struct alignas(64) CacheLine {
+  char bytes[64];
+};
+
 // Rows of x per group of the packed x the *_rows kernels read.
 constexpr int64_t kRowGroup = 16;
 
