@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -269,6 +270,71 @@ TEST_P(KernelsIsa, QuantizedLinearGivesEachRowTheSameBitsAtEveryBatchSize) {
         std::vector<float> alone(static_cast<size_t>(n));
         kernels::linear(x.data() + i * k, 1, w, nullptr, alone.data(), one);
         for (int64_t j = 0; j < n; ++j) ASSERT_EQ(alone[j], batch[i * n + j]) << "row " << i << " column " << j;
+      }
+    }
+  }
+}
+
+// Octets (quant::Layout) hold the same weights: each scale and byte where
+// the layout's comment puts it, and back to Blocks unchanged.
+TEST(QuantLayout, OctetsHoldEachBlockWhereDocumentedAndConvertBack) {
+  // 2 octets and 5 blocks more, the last one partial.
+  const int64_t cols = 21 * 32 - 7, nb = quant::blocks_per_row(cols);
+  for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4}) {
+    SCOPED_TRACE(weight_format_name(f));
+    const Matrix w = convert_matrix(random_matrix(3, cols, 81), f);
+    const Matrix arranged = with_layout(w, quant::Layout::Octets);
+    ASSERT_EQ(arranged.layout, quant::Layout::Octets);
+    ASSERT_EQ(arranged.bytes(), w.bytes());
+    const size_t bb = quant::block_bytes(f), head = f == WeightFormat::Q8 ? 2 : 4, q_bytes = f == WeightFormat::Q8 ? 32 : 16;
+    for (int64_t r = 0; r < w.rows; ++r) {
+      const uint8_t* in = w.row(r);
+      const uint8_t* out = arranged.row(r);
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* block = in + b * bb;
+        if (b >= 16) {  // past the octets: as it was
+          ASSERT_EQ(0, std::memcmp(block, out + b * bb, bb)) << "block " << b;
+          continue;
+        }
+        const uint8_t* octet = out + (b / 8) * 8 * bb;
+        const int64_t beta = b % 8;
+        ASSERT_EQ(0, std::memcmp(block, octet + beta * head, head)) << "scales of block " << b;
+        for (size_t k = 0; k < q_bytes; ++k) {
+          const uint8_t want = f == WeightFormat::Q8 ? static_cast<uint8_t>(block[head + k] + 128) : block[head + k];
+          ASSERT_EQ(want, octet[8 * head + (k / 8) * 64 + beta * 8 + k % 8]) << "block " << b << " byte " << k;
+        }
+      }
+      std::vector<float> a(static_cast<size_t>(cols)), b(static_cast<size_t>(cols));
+      w.row_f32(r, a.data());
+      arranged.row_f32(r, b.data());
+      ASSERT_EQ(a, b) << "row " << r;
+    }
+    const Matrix back = with_layout(arranged, quant::Layout::Blocks);
+    EXPECT_EQ(back.layout, quant::Layout::Blocks);
+    EXPECT_EQ(0, std::memcmp(back.data, w.data, w.bytes()));
+  }
+}
+
+// Every set multiplies weights in either layout to the same bits: the one
+// it prefers (KernelSet::weight_layout) natively, the other converted; on
+// AVX512-VNNI, Octets take every tile shape (1-8 rows, 1-2 weight rows) and
+// the pair steps after them.
+TEST_P(KernelsIsa, QuantizedLinearGivesTheSameBitsInBothLayouts) {
+  ThreadPool pool(2);
+  const int64_t n = 23;
+  // 3 octets + 7 blocks (the last partial), and exactly 4 octets.
+  for (const int64_t k : {31 * 32 - 5, 32 * 32}) {
+    for (const int64_t m : {1, 3, 8, 13, 45}) {
+      const auto x = random_values(static_cast<size_t>(m * k), 91);
+      for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4}) {
+        SCOPED_TRACE(testing::Message() << weight_format_name(f) << " k=" << k << " m=" << m);
+        const Matrix w = convert_matrix(random_matrix(n, k, 92), f);
+        const Matrix arranged = with_layout(w, quant::Layout::Octets);
+        std::vector<float> want(static_cast<size_t>(m * n)), got(want.size());
+        const std::vector<float> bias = random_values(static_cast<size_t>(n), 93);
+        kernels::linear(x.data(), m, w, bias.data(), want.data(), pool);
+        kernels::linear(x.data(), m, arranged, bias.data(), got.data(), pool);
+        ASSERT_EQ(want, got);
       }
     }
   }

@@ -25,13 +25,15 @@ inline constexpr int64_t kKeyTile = 16;
 enum class Isa { Scalar, Avx2, Avx512, Avx512Emulated };
 
 // Weights handed to a kernel: `rows` rows of `cols` weights starting at
-// `data`, row_bytes apart, in `format`.
+// `data`, row_bytes apart, in `format` (q8 / q4: with their blocks in
+// `layout`, see quant::Layout).
 struct WeightRows {
   WeightFormat format;
   const uint8_t* data;
   size_t row_bytes;
   int64_t rows;
   int64_t cols;
+  quant::Layout layout = quant::Layout::Blocks;
 };
 
 // A unit of 64-byte-aligned scratch: a std::vector<CacheLine> is a buffer
@@ -128,6 +130,11 @@ struct KernelSet {
                    void* out);
   void (*gemm_quant_packed)(const void* packed, int64_t rows, int64_t i0, int64_t m, const WeightRows& w, float* y,
                             int64_t ldy);
+  // The layout q8 / q4 weights are fastest in with gemm_quant (models
+  // arrange theirs so at load: kernels::arranged_for_products). A set whose
+  // layout is Octets reads Blocks too; one whose layout is Blocks reads only
+  // that.
+  quant::Layout weight_layout = quant::Layout::Blocks;
 };
 
 // The tables (the AVX ones are only valid to call where the CPU has the ISA).

@@ -27,6 +27,8 @@ struct Matrix {
   int64_t cols = 0;
   const void* data = nullptr;
   std::shared_ptr<const void> storage;  // owns `data` (or the mapped file it lies in)
+  // q8 / q4: how each row's blocks lie (quant::Layout; files hold Blocks).
+  quant::Layout layout = quant::Layout::Blocks;
 
   const float* f32() const { return static_cast<const float*>(data); }
   // Bytes of one row, and of the whole matrix.
@@ -42,6 +44,9 @@ Matrix make_f32_matrix(int64_t rows, int64_t cols);
 // Converts a matrix to `format` (a copy; returns `m` itself when it is
 // already in that format). Quantizing uses several threads of `pool` when given.
 Matrix convert_matrix(const Matrix& m, WeightFormat format, ThreadPool* pool = nullptr);
+// A q8 / q4 matrix with its rows in `layout` (a copy; `m` itself when it is
+// already so, or not quantized).
+Matrix with_layout(const Matrix& m, quant::Layout layout, ThreadPool* pool = nullptr);
 
 namespace kernels {
 
@@ -59,6 +64,12 @@ constexpr int64_t kQuantPanelMinRows = 32;
 // kernel set has bf16 dot products (bf16_dot_products()).
 constexpr int64_t kPackedMinRows = 8;
 void linear(const float* x, int64_t m, const Matrix& w, const float* bias, float* y, ThreadPool& pool);
+// `w` in the layout the active kernel set multiplies fastest
+// (KernelSet::weight_layout: q8 / q4 octets with AVX512-VNNI), for a model
+// to keep: a copy where it differs, else `w`. (linear takes any layout; an
+// Octets matrix given to a set that reads only Blocks, which happens only
+// when the set is switched after loading, is rearranged on every call.)
+Matrix arranged_for_products(const Matrix& w, ThreadPool* pool = nullptr);
 
 // y[r, :] = (x[r, :] - mean) / sqrt(var + eps) * gamma + beta for each of the
 // m rows of length d (biased variance, as torch.nn.LayerNorm). y may equal x.

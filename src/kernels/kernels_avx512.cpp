@@ -112,6 +112,7 @@ KernelSet with_dot_products() {
   k.packed_act_bytes = vnni512::packed_act_bytes;
   k.pack_act = vnni512::pack_act;
   k.gemm_quant_packed = vnni512::gemm_quant_packed;
+  k.weight_layout = quant::Layout::Octets;
   k.gemm_bf16_rows = gemm_bf16_rows;
   k.bf16_dot_loop = bf16_dot_loop;
   return k;

@@ -42,7 +42,7 @@ constexpr int64_t kActChunkBytes = 192 * 1024;
 constexpr int64_t kParallelQuantizeValues = 1 << 16;
 
 WeightRows rows_of(const Matrix& w, int64_t j0, int64_t j1) {
-  return WeightRows{w.format, w.row(j0), w.row_bytes(), j1 - j0, w.cols};
+  return WeightRows{w.format, w.row(j0), w.row_bytes(), j1 - j0, w.cols, w.layout};
 }
 
 void add_bias(const float* bias, int64_t m, int64_t n, int64_t j0, int64_t j1, float* y) {
@@ -201,9 +201,15 @@ void linear_rows(const KernelSet& ks, const float* x, int64_t m, const Matrix& w
 
 bool int8_products(int64_t m) { return m < kQuantPanelMinRows || active().int8_prompts; }
 
+Matrix arranged_for_products(const Matrix& w, ThreadPool* pool) {
+  return with_layout(w, active().weight_layout, pool);
+}
+
 void linear(const float* x, int64_t m, const Matrix& w, const float* bias, float* y, ThreadPool& pool) {
   const KernelSet& ks = active();
   const bool quantized = is_quantized(w.format);
+  if (quantized && w.layout != quant::Layout::Blocks && ks.weight_layout == quant::Layout::Blocks)
+    return linear(x, m, with_layout(w, quant::Layout::Blocks, &pool), bias, y, pool);
   if (quantized && int8_products(m)) return linear_quantized(ks, x, m, w, bias, y, pool);
   if (m >= kPackedMinRows && w.format == WeightFormat::BF16 && ks.gemm_bf16_rows)
     return linear_rows<Bf16Units>(ks, x, m, w, bias, y, pool);

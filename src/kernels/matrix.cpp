@@ -41,8 +41,20 @@ void Matrix::row_f32(int64_t r, float* out) const {
     case WeightFormat::F32: std::memcpy(out, p, n * 4); return;
     case WeightFormat::F16: convert_to_f32(DType::F16, p, n, out); return;
     case WeightFormat::BF16: convert_to_f32(DType::BF16, p, n, out); return;
+    case WeightFormat::Q8:
+    case WeightFormat::Q4: break;
+  }
+  // Quantized rows in their own layout are dequantized from Blocks.
+  thread_local std::vector<uint8_t> blocks;
+  if (layout != quant::Layout::Blocks) {
+    blocks.resize(row_bytes());
+    quant::relayout_row(format, cols, layout, p, quant::Layout::Blocks, blocks.data());
+    p = blocks.data();
+  }
+  switch (format) {
     case WeightFormat::Q8: quant::dequantize_row_q8(reinterpret_cast<const quant::BlockQ8*>(p), cols, out); return;
     case WeightFormat::Q4: quant::dequantize_row_q4(reinterpret_cast<const quant::BlockQ4*>(p), cols, out); return;
+    default: return;
   }
 }
 
@@ -102,6 +114,26 @@ Matrix convert_matrix(const Matrix& m, WeightFormat format, ThreadPool* pool) {
   out.cols = m.cols;
   out.data = buf.get();
   out.storage = buf;
+  return out;
+}
+
+Matrix with_layout(const Matrix& m, quant::Layout layout, ThreadPool* pool) {
+  if (!is_quantized(m.format) || m.layout == layout) return m;
+  const size_t row_bytes = m.row_bytes();
+  const std::shared_ptr<void> buf = allocate_weight_memory(row_bytes * static_cast<size_t>(m.rows));
+  auto* dst = static_cast<uint8_t*>(buf.get());
+  auto relayout_rows = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      quant::relayout_row(m.format, m.cols, m.layout, m.row(r), layout, dst + row_bytes * static_cast<size_t>(r));
+  };
+  if (pool)
+    pool->parallel_for(m.rows, 64, relayout_rows);
+  else
+    relayout_rows(0, m.rows);
+  Matrix out = m;
+  out.data = buf.get();
+  out.storage = buf;
+  out.layout = layout;
   return out;
 }
 

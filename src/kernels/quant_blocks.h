@@ -62,6 +62,25 @@ void quantize_row_act(const float* x, int64_t cols, BlockAct* out);
 // reference the kernels' float sums are tested against.
 double dot_block_act(WeightFormat f, const uint8_t* weight_block, const BlockAct& x);
 
+// How a quantized row's blocks lie in memory.
+//  - Blocks: one after another, as above (and as files store them).
+//  - Octets: the row's first 8 ⌊nb / 8⌋ blocks in runs of eight (octets)
+//    arranged as the AVX512-VNNI kernels read them (kernels/int8_avx512.h),
+//    so that they load them instead of rearranging them for every tile:
+//      q8 octet, 272 bytes: the eight f16 d, then four 64-byte vectors,
+//        byte 8β + i of vector j = q[8j + i] of block β, plus 128 (so
+//        unsigned: the kernels' unsigned operand);
+//      q4 octet, 160 bytes: the eight (f16 d, f16 m) pairs, then two 64-byte
+//        vectors, byte 8β + i of vector j = q[8j + i] of block β.
+//    The row's last blocks (fewer than eight) stay as Blocks. A row has the
+//    same size and starts at the same offset in both layouts.
+enum class Layout : uint8_t { Blocks, Octets };
+inline constexpr int64_t kOctetBlocks = 8;
+
+// Row `in` (cols weights of quantized format f, in layout `from`) written to
+// `out` in layout `to` (in != out).
+void relayout_row(WeightFormat f, int64_t cols, Layout from, const uint8_t* in, Layout to, uint8_t* out);
+
 // The float32 values of one quantized row (cols values; padding dropped).
 void dequantize_row_q8(const BlockQ8* in, int64_t cols, float* out);
 void dequantize_row_q4(const BlockQ4* in, int64_t cols, float* out);

@@ -39,16 +39,21 @@ class WeightLoader {
  public:
   WeightLoader(const Checkpoint& ck, WeightFormat format) : ck_(ck), format_(format) {}
   std::vector<float> vector(const std::string& name, int64_t n) const;
-  // A [rows, cols] matrix in the model's weight format.
+  // A [rows, cols] matrix in the model's weight format (quantized at load:
+  // in the layout the kernels multiply fastest, kernels::arranged_for_products).
   Matrix matrix(const std::string& name, int64_t rows, int64_t cols) const;
   // Several matrices with the same number of columns stacked row-wise (e.g.
-  // q, k and v into one projection), in the model's weight format.
+  // q, k and v into one projection), in the model's weight format (and
+  // layout, as matrix()).
   Matrix stacked(const std::vector<std::string>& names, int64_t rows_each, int64_t cols) const;
   // A float32 matrix regardless of the model's format (for embeddings).
   Matrix matrix_f32(const std::string& name, int64_t rows, int64_t cols) const;
   bool has(const std::string& name) const { return ck_.has(name); }
 
  private:
+  // A matrix made at load in the kernels' preferred layout.
+  Matrix arranged(const Matrix& m) const;
+
   const Checkpoint& ck_;
   WeightFormat format_;
 };
