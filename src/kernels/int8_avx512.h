@@ -212,19 +212,34 @@ inline void pack_act_oct(const quant::BlockAct* x, int64_t octets, ActOct* out) 
 // only the scales are spread over their lanes (and q4's nibbles split).
 // Against rearranging Blocks here (`linear`, one thread, weights in L2): q8
 // 8 rows 0.23 -> 0.17 ns per block and pair, q4 one row 0.60 -> 0.40.
+// Lanes 2β and 2β + 1 both from lane 2β of v (kOdd: from lane 2β + 1): of
+// per-block pairs [a_0, b_0, a_1, b_1, ...], a (or b) of each lane's block.
+template <bool kOdd>
+inline __m512 per_block(__m512 v) {
+  constexpr int o = kOdd ? 1 : 0;
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(o, o, 2 + o, 2 + o, 4 + o, 4 + o, 6 + o, 6 + o, 8 + o, 8 + o,
+                                                 10 + o, 10 + o, 12 + o, 12 + o, 14 + o, 14 + o),
+                               v);
+}
+
+// q4: the octet's four vectors of nibbles from its qwords 0 and 1 (bytes
+// 0-7 and 8-15 of each block): low nibbles, then high ones.
+inline void split_nibbles(__m512i q0, __m512i q1, __m512i (&w)[4]) {
+  const __m512i low = _mm512_set1_epi8(15);
+  w[0] = _mm512_and_si512(q0, low);
+  w[1] = _mm512_and_si512(q1, low);
+  w[2] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), low);
+  w[3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), low);
+}
+
 template <bool kQ4>
 inline void arranged_octet(const uint8_t* first, __m512i (&w)[4], __m512& d, __m512& m) {
   if constexpr (kQ4) {
     // [d_0, m_0, d_1, m_1, ...], then the two vectors of bytes.
     const __m512 h = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first)));
-    d = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 2, 2, 4, 4, 6, 6, 8, 8, 10, 10, 12, 12, 14, 14), h);
-    m = _mm512_permutexvar_ps(_mm512_setr_epi32(1, 1, 3, 3, 5, 5, 7, 7, 9, 9, 11, 11, 13, 13, 15, 15), h);
-    const __m512i q0 = _mm512_loadu_si512(first + 32), q1 = _mm512_loadu_si512(first + 96);
-    const __m512i low = _mm512_set1_epi8(15);
-    w[0] = _mm512_and_si512(q0, low);
-    w[1] = _mm512_and_si512(q1, low);
-    w[2] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), low);
-    w[3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), low);
+    d = per_block<false>(h);
+    m = per_block<true>(h);
+    split_nibbles(_mm512_loadu_si512(first + 32), _mm512_loadu_si512(first + 96), w);
   } else {
     // [d_0, ..., d_7], then the four vectors of w + 128.
     const __m256 h = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(first)));
@@ -258,9 +273,9 @@ inline void weight_octet(const uint8_t* row, int64_t o, __m512i (&w)[4], __m512&
   hi = _mm_insert_epi32(hi, head(7), 3);
   const __m256i heads = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
   const __m512 halves = _mm512_cvtph_ps(heads);
-  d = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 2, 2, 4, 4, 6, 6, 8, 8, 10, 10, 12, 12, 14, 14), halves);
+  d = per_block<false>(halves);
   if constexpr (kQ4) {
-    m = _mm512_permutexvar_ps(_mm512_setr_epi32(1, 1, 3, 3, 5, 5, 7, 7, 9, 9, 11, 11, 13, 13, 15, 15), halves);
+    m = per_block<true>(halves);
     // q bytes 0-15 of each block: qword 0 (bytes 0-7) and 1 (8-15) of the
     // eight blocks, gathered from two 4-block vectors.
     __m512i z[2];
@@ -272,13 +287,8 @@ inline void weight_octet(const uint8_t* row, int64_t o, __m512i (&w)[4], __m512&
       };
       z[k] = join(two(q, q + kBlockBytes), two(q + 2 * kBlockBytes, q + 3 * kBlockBytes));
     }
-    const __m512i q0 = _mm512_permutex2var_epi64(z[0], _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), z[1]);
-    const __m512i q1 = _mm512_permutex2var_epi64(z[0], _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), z[1]);
-    const __m512i low = _mm512_set1_epi8(15);
-    w[0] = _mm512_and_si512(q0, low);
-    w[1] = _mm512_and_si512(q1, low);
-    w[2] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), low);
-    w[3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), low);
+    split_nibbles(_mm512_permutex2var_epi64(z[0], _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), z[1]),
+                  _mm512_permutex2var_epi64(z[0], _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), z[1]), w);
   } else {
     m = _mm512_setzero_ps();
     qwords_of_8(first + 2, kBlockBytes, w);

@@ -20,7 +20,8 @@ namespace gptneo {
 // A weight matrix of `rows` outputs by `cols` inputs, row-major (the layout
 // of torch.nn.Linear.weight), in one of the weight formats. Rows follow each
 // other with no gap; a row of a quantized format is a run of blocks of 32
-// weights (kernels/quant_blocks.h).
+// weights (kernels/quant_blocks.h), one after another or arranged in octets
+// for the AVX512-VNNI kernels (`layout`).
 struct Matrix {
   WeightFormat format = WeightFormat::F32;
   int64_t rows = 0;
