@@ -9,13 +9,18 @@
 
 // GCC 12's _mm512_reduce_add_ps and friends start from _mm512_undefined_*()
 // vectors and warn (-W(maybe-)uninitialized) wherever they are inlined, some
-// 450 times here: a false positive of its own headers, silenced so that
-// real warnings stand out in the build log.
+// 450 times here: a false positive of its own headers, silenced for the
+// intrinsics headers only (the warnings are placed at their lines), so that
+// this file's own code is still checked.
 #if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include "kernels/avx512_intrinsics.h"
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 #include <cmath>
 #include <cstdint>

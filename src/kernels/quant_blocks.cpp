@@ -131,30 +131,23 @@ void dequantize_row_q4(const BlockQ4* in, int64_t cols, float* out) {
 
 namespace {
 
-// Bytes of an octet's scales, and of its vectors of weights.
-size_t octet_scale_bytes(WeightFormat f) { return f == WeightFormat::Q8 ? 8 * 2 : 8 * 4; }
-
-// One octet of q8 / q4 blocks (8 × block_bytes at `blocks`) arranged at
-// `octet`, or (arrange false) the other way.
-void arrange_octet(WeightFormat f, uint8_t* blocks, uint8_t* octet, bool arrange) {
-  const bool q8 = f == WeightFormat::Q8;
+// One octet of q8 / q4 weights from `in` (8 blocks in layout `from`) to
+// `out` in the other layout: each block's scale bytes, then its weight bytes
+// (byte k of block β at byte 8β + k % 8 of vector k / 8; q8 made unsigned).
+void relayout_octet(WeightFormat f, const uint8_t* in, Layout from, uint8_t* out) {
+  const bool q8 = f == WeightFormat::Q8, to_octets = from == Layout::Blocks;
   const size_t bb = block_bytes(f), head = q8 ? 2 : 4, q_bytes = q8 ? 32 : 16;
-  const size_t scales = octet_scale_bytes(f);
+  const size_t scales = kOctetBlocks * head;  // where the octet's vectors start
+  const uint8_t flip = q8 ? 0x80 : 0x00;
   for (int64_t beta = 0; beta < kOctetBlocks; ++beta) {
-    uint8_t* block = blocks + beta * bb;
-    uint8_t* scale = octet + beta * head;
-    if (arrange)
-      std::memcpy(scale, block, head);
-    else
-      std::memcpy(block, scale, head);
+    const size_t block = static_cast<size_t>(beta) * bb, scale = static_cast<size_t>(beta) * head;
+    std::memcpy(to_octets ? out + scale : out + block, to_octets ? in + block : in + scale, head);
     for (size_t k = 0; k < q_bytes; ++k) {
-      const size_t j = k / 8, i = k % 8;
-      uint8_t& arranged = octet[scales + j * 64 + static_cast<size_t>(beta) * 8 + i];
-      uint8_t& plain = block[head + k];
-      if (arrange)
-        arranged = q8 ? static_cast<uint8_t>(plain ^ 0x80) : plain;
+      const size_t plain = block + head + k, arranged = scales + (k / 8) * 64 + static_cast<size_t>(beta) * 8 + k % 8;
+      if (to_octets)
+        out[arranged] = in[plain] ^ flip;
       else
-        plain = q8 ? static_cast<uint8_t>(arranged ^ 0x80) : arranged;
+        out[plain] = in[arranged] ^ flip;
     }
   }
 }
@@ -162,20 +155,11 @@ void arrange_octet(WeightFormat f, uint8_t* blocks, uint8_t* octet, bool arrange
 }  // namespace
 
 void relayout_row(WeightFormat f, int64_t cols, Layout from, const uint8_t* in, Layout to, uint8_t* out) {
-  const size_t bytes = row_bytes(f, cols);
-  std::memcpy(out, in, bytes);
-  if (from == to) return;
   const size_t octet_bytes = kOctetBlocks * block_bytes(f);
-  const int64_t octets = blocks_per_row(cols) / kOctetBlocks;
-  uint8_t tmp[kOctetBlocks * sizeof(BlockQ8)];
-  for (int64_t o = 0; o < octets; ++o) {
-    uint8_t* p = out + o * octet_bytes;
-    std::memcpy(tmp, p, octet_bytes);
-    if (to == Layout::Octets)
-      arrange_octet(f, tmp, p, true);
-    else
-      arrange_octet(f, p, tmp, false);
-  }
+  const size_t arranged = from == to ? 0 : static_cast<size_t>(blocks_per_row(cols) / kOctetBlocks) * octet_bytes;
+  for (size_t o = 0; o < arranged; o += octet_bytes) relayout_octet(f, in + o, from, out + o);
+  // The rest (fewer than eight blocks, or all of a row already in `to`) as it is.
+  std::memcpy(out + arranged, in + arranged, row_bytes(f, cols) - arranged);
 }
 
 }  // namespace gptneo::quant
