@@ -148,7 +148,7 @@ inline void quant_tile(const quant::BlockAct* x, int64_t ldx, const WeightRows& 
   const size_t ahead = NR * w.row_bytes;
   for (int64_t b = 0; b < nb; ++b) {
     for (int c = 0; c < NR; ++c)
-      _mm_prefetch(reinterpret_cast<const char*>(rows[c] + ahead + b * kBlockBytes), _MM_HINT_T0);
+      prefetch_l2(rows[c] + ahead + b * kBlockBytes);
     if constexpr (NR == 1) {
       // One weight row (decode): the scale is broadcast from a register.
       // The store + broadcast-load round trip below (which saves registers

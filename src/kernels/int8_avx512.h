@@ -335,7 +335,8 @@ inline void quant_tile(const ActOct* xo, int64_t ldo, const ActStep* x, int64_t 
   // the octets made tiles fast: with the 768-column rows of the vocabulary
   // projection 8 rows of x ran at 0.45 ns per block and pair one tile ahead,
   // 0.35 with 4 KB; one row 1.55 -> 1.36 (one thread). 3 and 6 KB were
-  // within noise of 4.
+  // within noise of 4, and so were 2, 8 and 12 KB once the prefetches went
+  // to L2 (prefetch_l2), with the weights streamed from memory.
   constexpr size_t kPrefetchBytes = 4096;
   const size_t tile_bytes = NR * w.row_bytes;
   const size_t ahead = (kPrefetchBytes + tile_bytes - 1) / tile_bytes * tile_bytes;
@@ -343,14 +344,14 @@ inline void quant_tile(const ActOct* xo, int64_t ldo, const ActStep* x, int64_t 
   for (; b + kOctet <= nb; b += kOctet) {
     for (int c = 0; c < NR; ++c)
       for (int64_t off = 0; off < kOctet * kBlockBytes; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(rows[c] + ahead + b * kBlockBytes + off), _MM_HINT_T0);
+        prefetch_l2(rows[c] + ahead + b * kBlockBytes + off);
     octet_step<kQ4, kArranged, MR, NR>(xo, ldo, rows, b / kOctet, acc);
   }
   // The last blocks (fewer than eight) two at a time.
   for (; b + 2 <= nb; b += 2) {
     for (int c = 0; c < NR; ++c)
       for (int64_t off = 0; off < 2 * kBlockBytes; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(rows[c] + ahead + b * kBlockBytes + off), _MM_HINT_T0);
+        prefetch_l2(rows[c] + ahead + b * kBlockBytes + off);
     tile_step<kQ4, MR, NR, true>(x, lda, rows, b, acc, mins);
   }
   if (b < nb) tile_step<kQ4, MR, NR, false>(x, lda, rows, b, acc, mins);

@@ -131,7 +131,7 @@ inline void direct_tile(const float* x, int64_t ldx, const WeightRows& w, int64_
   for (int64_t s = 0; s < steps; ++s) {
     for (int c = 0; c < NR; ++c)
       for (int64_t line = 0; line < kBlockBytes; line += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(rows[c] + ahead + s * kBlockBytes + line), _MM_HINT_T0);
+        prefetch_l2(rows[c] + ahead + s * kBlockBytes + line);
     typename W::Step st[NR];
     for (int c = 0; c < NR; ++c) st[c] = W::step(rows[c], s);
     for (int v = 0; v < kVecsPerBlock; ++v) {
