@@ -441,7 +441,7 @@ inline float elem(uint16_t h) { return S::f16_scalar(h); }
 template <class E>
 inline void prefetch_elems(const E* row, int64_t n) {
   for (int64_t i = 0; i < n; i += 64 / static_cast<int64_t>(sizeof(E)))
-    _mm_prefetch(reinterpret_cast<const char*>(row + i), _MM_HINT_T0);
+    prefetch_l2(row + i);
 }
 
 // Scores of one query against kKeyTile × G keys kept in G consecutive tiles
@@ -463,7 +463,7 @@ inline void score_tiles(const float* q, const E* tiles, int64_t d, float scale, 
     const V qi = S::set1(q[i]);
     if ((i * kKeyTile) % kElemsPerLine == 0)
       for (int g = 0; g < G; ++g)
-        _mm_prefetch(reinterpret_cast<const char*>(tiles + (G + g) * tile_floats + i * kKeyTile), _MM_HINT_T0);
+        prefetch_l2(tiles + (G + g) * tile_floats + i * kKeyTile);
     for (int g = 0; g < G; ++g)
       for (int v = 0; v < kRowVecs; ++v) {
         const E* p = tiles + g * tile_floats + i * kKeyTile + v * L;
