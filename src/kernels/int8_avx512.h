@@ -352,20 +352,22 @@ inline void quant_tile(const ActOct* xo, int64_t ldo, const ActStep* x, int64_t 
   const size_t prefetch_bytes = to_l1 ? 8192 : 4096;
   const size_t tile_bytes = NR * w.row_bytes;
   const size_t ahead = (prefetch_bytes + tile_bytes - 1) / tile_bytes * tile_bytes;
-  int64_t b = 0;
-  for (; b + kOctet <= nb; b += kOctet) {
+  // Blocks [b, b + blocks) of the rows ahead, as said above.
+  const auto prefetch = [&](int64_t b, int64_t blocks) {
     for (int c = 0; c < NR; ++c)
-      for (int64_t off = 0; off < kOctet * kBlockBytes; off += 64) {
+      for (int64_t off = 0; off < blocks * kBlockBytes; off += 64) {
         prefetch_l2(rows[c] + ahead + b * kBlockBytes + off);
         if (to_l1) _mm_prefetch(reinterpret_cast<const char*>(rows[c] + tile_bytes + b * kBlockBytes + off), _MM_HINT_T0);
       }
+  };
+  int64_t b = 0;
+  for (; b + kOctet <= nb; b += kOctet) {
+    prefetch(b, kOctet);
     octet_step<kQ4, kArranged, MR, NR>(xo, ldo, rows, b / kOctet, acc);
   }
   // The last blocks (fewer than eight) two at a time.
   for (; b + 2 <= nb; b += 2) {
-    for (int c = 0; c < NR; ++c)
-      for (int64_t off = 0; off < 2 * kBlockBytes; off += 64)
-        prefetch_l2(rows[c] + ahead + b * kBlockBytes + off);
+    prefetch(b, 2);
     tile_step<kQ4, MR, NR, true>(x, lda, rows, b, acc, mins);
   }
   if (b < nb) tile_step<kQ4, MR, NR, false>(x, lda, rows, b, acc, mins);
