@@ -73,6 +73,9 @@ class KVCacheImpl {
   void store(int64_t layer, int64_t head, int64_t pos, const float* key, const float* value);
   void load(int64_t layer, int64_t head, int64_t pos, float* key, float* value) const;
 
+  // The positions `layer` keeps: capacity(), or its ring's length; storing
+  // position p overwrites position p - slots(layer).
+  int64_t slots(int64_t layer) const { return layers_[layer].slots; }
   // Whether `layer` still holds position `pos` (< length()).
   bool holds(int64_t layer, int64_t pos) const {
     return pos >= 0 && pos < length_ && pos >= length_ - layers_[layer].slots;

@@ -150,9 +150,27 @@ void Attention::forward(const float* x, const BatchLayout& batch, float* out, st
       apply_rotary(q + hidden, heads, head_dim, rotary_dim, batch.positions[r]);  // keys
     }
   }
-  attend(qkv_rows, batch, att, pool);
-  store_kv(qkv_rows, batch, pool);
+  // The batch's keys and values go into the caches as each (sequence,
+  // head) is attended where that is safe, while the key tile they join is
+  // still in cache from the scores (and with no pass of its own): 125M q8,
+  // batch 8, the separate pass took 0.48 ms of a 10.4 ms step.
+  const bool store = can_store_while_attending(batch);
+  attend(qkv_rows, batch, att, store, pool);
+  if (!store) store_kv(qkv_rows, batch, pool);
   this->out.apply(att, rows, out, pool);
+}
+
+// Whether no work item of attend() can read a cached position that another
+// item's stores overwrite. Global layers overwrite nothing. A local layer's
+// ring of slots(layer) positions overwrites position p - slots when it
+// stores p; the batch's queries at [start, start + rows) read back to
+// start - window + 1, so the new rows displace only positions none of them
+// reads while rows <= slots - window + 1 (the ring's slack, plus one).
+bool Attention::can_store_while_attending(const BatchLayout& batch) const {
+  if (window == 0) return true;
+  return std::all_of(batch.seqs.begin(), batch.seqs.end(), [&](const BatchLayout::Seq& seq) {
+    return seq.rows + window <= seq.cache->slots(layer) + 1;
+  });
 }
 
 namespace {
@@ -218,7 +236,10 @@ struct BatchKeyTiles {
 
 }  // namespace
 
-void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* att, ThreadPool& pool) const {
+// With `store`, each work item also stores its queries' keys and values in
+// the cache, after reading the cache (can_store_while_attending).
+void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* att, bool store,
+                       ThreadPool& pool) const {
   const int64_t hidden = heads * head_dim;
   const int64_t stride = 3 * hidden;
   const float scale = 1.0f / score_divisor;
@@ -295,6 +316,12 @@ void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* a
       with_element_type(cache, cached_values);
       const float* v = qkv_rows + (seq.first_row + p_new - seq.start) * stride + 2 * hidden + h * head_dim;
       kernels::attention_values(sc + (p_new - lo), n, m, v, stride, hi - p_new + 1, head_dim, o, hidden);
+
+      if (store)
+        for (int64_t i = i0; i < i1; ++i) {
+          const float* row = qkv_rows + (seq.first_row + i) * stride;
+          seq.cache->store(layer, h, seq.start + i, row + hidden + h * head_dim, row + 2 * hidden + h * head_dim);
+        }
     }
   });
 }

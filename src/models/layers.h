@@ -101,7 +101,8 @@ struct Attention {
   size_t bytes() const { return qkv.bytes() + out.bytes(); }
 
  private:
-  void attend(const float* qkv_rows, const BatchLayout& batch, float* att, ThreadPool& pool) const;
+  void attend(const float* qkv_rows, const BatchLayout& batch, float* att, bool store, ThreadPool& pool) const;
+  bool can_store_while_attending(const BatchLayout& batch) const;
   void store_kv(const float* qkv_rows, const BatchLayout& batch, ThreadPool& pool) const;
 };
 
