@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/dtype.h"
-#include "core/weight_memory.h"
+#include "core/stream_memory.h"
 #include "gptneo/error.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_blocks.h"
@@ -59,7 +59,7 @@ void Matrix::row_f32(int64_t r, float* out) const {
 }
 
 Matrix make_f32_matrix(int64_t rows, int64_t cols) {
-  const std::shared_ptr<void> buf = allocate_weight_memory(static_cast<size_t>(rows * cols) * sizeof(float));
+  const std::shared_ptr<void> buf = allocate_stream_memory(static_cast<size_t>(rows * cols) * sizeof(float));
   Matrix m;
   m.format = WeightFormat::F32;
   m.rows = rows;
@@ -98,7 +98,7 @@ void convert_row(const Matrix& m, int64_t r, WeightFormat to, uint8_t* out, floa
 Matrix convert_matrix(const Matrix& m, WeightFormat format, ThreadPool* pool) {
   if (m.format == format) return m;
   const size_t row_bytes = quant::row_bytes(format, m.cols);
-  const std::shared_ptr<void> buf = allocate_weight_memory(row_bytes * static_cast<size_t>(m.rows));
+  const std::shared_ptr<void> buf = allocate_stream_memory(row_bytes * static_cast<size_t>(m.rows));
   auto* dst = static_cast<uint8_t*>(buf.get());
   auto convert_rows = [&](int64_t r0, int64_t r1) {
     std::vector<float> tmp(static_cast<size_t>(m.cols));
@@ -120,7 +120,7 @@ Matrix convert_matrix(const Matrix& m, WeightFormat format, ThreadPool* pool) {
 Matrix with_layout(const Matrix& m, quant::Layout layout, ThreadPool* pool) {
   if (!is_quantized(m.format) || m.layout == layout) return m;
   const size_t row_bytes = m.row_bytes();
-  const std::shared_ptr<void> buf = allocate_weight_memory(row_bytes * static_cast<size_t>(m.rows));
+  const std::shared_ptr<void> buf = allocate_stream_memory(row_bytes * static_cast<size_t>(m.rows));
   auto* dst = static_cast<uint8_t*>(buf.get());
   auto relayout_rows = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)

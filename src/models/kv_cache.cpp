@@ -1,11 +1,13 @@
 #include "models/kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include "core/dtype.h"
+#include "core/stream_memory.h"
 #include "gptneo/error.h"
 
 namespace gptneo {
@@ -14,9 +16,11 @@ namespace {
 
 int64_t key_tiles_for(int64_t slots) { return (slots + kernels::kKeyTile - 1) / kernels::kKeyTile; }
 
-// Floats of storage for n elements (f16: two per float, rounded up).
+// Floats of storage for n elements (f16: two per float), rounded up to
+// whole cache lines so that each layer's keys and values start on one.
 size_t floats_for(int64_t n, KVCacheFormat format) {
-  return static_cast<size_t>(format == KVCacheFormat::F16 ? (n + 1) / 2 : n);
+  const auto floats = static_cast<size_t>(format == KVCacheFormat::F16 ? (n + 1) / 2 : n);
+  return (floats + 15) / 16 * 16;
 }
 
 }  // namespace
@@ -44,31 +48,44 @@ KVCacheImpl::KVCacheImpl(const ModelConfig& config, int64_t capacity, KVCacheFor
     l.window = config.attention[static_cast<size_t>(layer)] == AttentionKind::Local ? config.window_size : 0;
     l.slots = layer_slots(config, layer, capacity);
     l.tiles = key_tiles_for(l.slots);
-    l.k.assign(floats_for(heads_ * l.tiles * kernels::kKeyTile * head_dim_, format), 0.0f);
-    l.v.assign(floats_for(heads_ * l.slots * head_dim_, format), 0.0f);
-    layers_.push_back(std::move(l));
+    l.k = floats_;
+    floats_ += floats_for(heads_ * l.tiles * kernels::kKeyTile * head_dim_, format);
+    l.v = floats_;
+    floats_ += floats_for(heads_ * l.slots * head_dim_, format);
+    layers_.push_back(l);
   }
+  storage_ = allocate_stream_memory(std::max<size_t>(floats_, 1) * sizeof(float));
+  std::memset(storage_.get(), 0, floats_ * sizeof(float));
 }
 
-size_t KVCacheImpl::bytes() const {
-  size_t n = 0;
-  for (const auto& l : layers_) n += (l.k.size() + l.v.size()) * sizeof(float);
-  return n;
+KVCacheImpl::KVCacheImpl(const KVCacheImpl& other)
+    : length_(other.length_),
+      capacity_(other.capacity_),
+      heads_(other.heads_),
+      head_dim_(other.head_dim_),
+      format_(other.format_),
+      layers_(other.layers_),
+      floats_(other.floats_),
+      storage_(allocate_stream_memory(std::max<size_t>(floats_, 1) * sizeof(float))) {
+  std::memcpy(storage_.get(), other.storage_.get(), floats_ * sizeof(float));
 }
+
+size_t KVCacheImpl::bytes() const { return floats_ * sizeof(float); }
 
 void KVCacheImpl::store(int64_t layer, int64_t head, int64_t pos, const float* key, const float* value) {
   Layer& l = layers_[layer];
   const int64_t ko = key_offset(layer, head, pos), vo = value_offset(layer, head, pos);
   if (format_ == KVCacheFormat::F16) {
-    auto* k = reinterpret_cast<uint16_t*>(l.k.data()) + ko;
-    auto* v = reinterpret_cast<uint16_t*>(l.v.data()) + vo;
+    uint16_t* k = data<uint16_t>(l.k) + ko;
+    uint16_t* v = data<uint16_t>(l.v) + vo;
     for (int64_t i = 0; i < head_dim_; ++i) {
       k[i * kernels::kKeyTile] = f32_to_f16(key[i]);
       v[i] = f32_to_f16(value[i]);
     }
   } else {
-    for (int64_t i = 0; i < head_dim_; ++i) l.k[static_cast<size_t>(ko + i * kernels::kKeyTile)] = key[i];
-    std::copy(value, value + head_dim_, l.v.data() + vo);
+    float* k = data<float>(l.k) + ko;
+    for (int64_t i = 0; i < head_dim_; ++i) k[i * kernels::kKeyTile] = key[i];
+    std::copy(value, value + head_dim_, data<float>(l.v) + vo);
   }
 }
 
@@ -83,8 +100,10 @@ void KVCacheImpl::load(int64_t layer, int64_t head, int64_t pos, float* key, flo
       value[i] = f16_to_f32(v[i]);
     }
   } else {
-    for (int64_t i = 0; i < head_dim_; ++i) key[i] = l.k[static_cast<size_t>(ko + i * kernels::kKeyTile)];
-    std::copy(l.v.data() + vo, l.v.data() + vo + head_dim_, value);
+    const float* k = data<float>(l.k) + ko;
+    for (int64_t i = 0; i < head_dim_; ++i) key[i] = k[i * kernels::kKeyTile];
+    const float* v = data<float>(l.v) + vo;
+    std::copy(v, v + head_dim_, value);
   }
 }
 

@@ -19,10 +19,16 @@
 // Keys and values are float32, or IEEE half (KVCacheFormat::F16): half the
 // memory, and half the bytes attention reads per token, which is what bounds
 // decoding many sequences or long ones.
+//
+// All layers' keys and values are one block of memory, in 2 MB pages where
+// the kernel gives them (core/stream_memory.h): attention reads each head's
+// keys and values once per token, a few KB from each 4 KB page, and with
+// small pages each of those reads begins with a TLB miss.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -36,6 +42,9 @@ class KVCacheImpl {
   static constexpr int64_t kRingSlack = 64;
 
   KVCacheImpl(const ModelConfig& config, int64_t capacity, KVCacheFormat format = KVCacheFormat::F32);
+  // A copy holds its own keys and values.
+  KVCacheImpl(const KVCacheImpl& other);
+  KVCacheImpl& operator=(const KVCacheImpl&) = delete;
 
   // The positions layer `layer` of a cache of `capacity` positions holds,
   // and the bytes such a cache takes (before making one).
@@ -95,17 +104,20 @@ class KVCacheImpl {
   void truncate(int64_t n);
 
  private:
-  // Element storage: float32, or f16 bits two to a float's room.
-  using Buffer = std::vector<float>;
   struct Layer {
     int64_t slots = 0;  // positions held: capacity, or a ring for local layers
     int64_t tiles = 0;  // key tiles per head: slots / kKeyTile, rounded up
     int64_t window = 0;  // 0 for global layers
-    Buffer k, v;
+    size_t k = 0, v = 0;  // where its keys and values start in storage_, in floats
   };
+  // Elements are float32, or f16 bits two to a float's room.
   template <class E>
-  static const E* data(const Buffer& b) {
-    return reinterpret_cast<const E*>(b.data());
+  const E* data(size_t at) const {
+    return reinterpret_cast<const E*>(static_cast<const float*>(storage_.get()) + at);
+  }
+  template <class E>
+  E* data(size_t at) {
+    return reinterpret_cast<E*>(static_cast<float*>(storage_.get()) + at);
   }
   // Offsets of position `pos`'s key (dimension 0; the others kKeyTile
   // apart) and value (dimension 0; the others next) in their buffers.
@@ -124,6 +136,8 @@ class KVCacheImpl {
   int64_t head_dim_ = 0;
   KVCacheFormat format_ = KVCacheFormat::F32;
   std::vector<Layer> layers_;
+  size_t floats_ = 0;                // of storage_
+  std::shared_ptr<void> storage_;   // every layer's keys, then values
 };
 
 }  // namespace gptneo

@@ -1,4 +1,4 @@
-#include "core/weight_memory.h"
+#include "core/stream_memory.h"
 
 #include <sys/mman.h>
 
@@ -17,7 +17,7 @@ constexpr size_t kHugeMinBytes = size_t{4} << 20;
 
 }  // namespace
 
-std::shared_ptr<void> allocate_weight_memory(size_t bytes) {
+std::shared_ptr<void> allocate_stream_memory(size_t bytes) {
   if (bytes >= kHugeMinBytes) {
     // Over-allocate by one huge page so the buffer can start on a 2 MB
     // boundary (a mapping is only 4 KB aligned); munmap takes the whole span.
