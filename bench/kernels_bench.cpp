@@ -28,11 +28,13 @@ std::vector<float> random_values(size_t n) {
   return v;
 }
 
+// Weights as the model loader keeps them: converted, then in the layout the
+// kernel set's products read fastest (q8 / q4 octets on AVX512-VNNI).
 Matrix weights(int64_t rows, int64_t cols, WeightFormat f) {
   Matrix m = gptneo::make_f32_matrix(rows, cols);
   const auto v = random_values(static_cast<size_t>(rows * cols));
   std::copy(v.begin(), v.end(), const_cast<float*>(m.f32()));
-  return gptneo::convert_matrix(m, f, &pool());
+  return gptneo::kernels::arranged_for_products(gptneo::convert_matrix(m, f, &pool()), &pool());
 }
 
 // args: weight format, rows of x. A 2048 × 8192 matrix (the 1.3B MLP).
@@ -53,6 +55,39 @@ void BM_Linear(benchmark::State& state) {
 BENCHMARK(BM_Linear)
     ->ArgsProduct({{int(WeightFormat::F32), int(WeightFormat::BF16), int(WeightFormat::Q8), int(WeightFormat::Q4)},
                    {1, 8, 128}})
+    ->UseRealTime();
+
+// A decode step's layer products at gpt-neo-125M's shapes: 12 layers of
+// qkv (2304 × 768), out (768 × 768), fc (3072 × 768) and proj (768 ×
+// 3072), multiplied in turn, so that every matrix comes from memory (91 MB
+// in q8, more than the caches) as it does when decoding. args: weight
+// format, rows of x (1: one sequence; 8: batched decode). Reported as
+// bytes/s of weights. Run it after any change to the kernels: a change that
+// leaves every result the same can still halve this (a prefetch loop that
+// stopped unrolling once took the 8-row products from 17-22 to 11 GB/s).
+void BM_DecodeStepProducts(benchmark::State& state) {
+  const auto f = static_cast<WeightFormat>(state.range(0));
+  const int64_t m = state.range(1);
+  const int64_t shapes[4][2] = {{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}};
+  std::vector<Matrix> layers;
+  size_t bytes = 0;
+  for (int layer = 0; layer < 12; ++layer)
+    for (const auto& s : shapes) {
+      layers.push_back(weights(s[0], s[1], f));
+      bytes += layers.back().bytes();
+    }
+  const auto x = random_values(static_cast<size_t>(m * 3072));
+  std::vector<float> y(static_cast<size_t>(m * 3072));
+  for (auto _ : state) {
+    for (const Matrix& w : layers) gptneo::kernels::linear(x.data(), m, w, nullptr, y.data(), pool());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(gptneo::weight_format_name(f) + " " + gptneo::kernels::isa_name());
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+}
+BENCHMARK(BM_DecodeStepProducts)
+    ->ArgsProduct({{int(WeightFormat::BF16), int(WeightFormat::Q8), int(WeightFormat::Q4)}, {1, 8}})
+    ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
 // One query against n cached keys of one 64-wide head, keys in the KV
