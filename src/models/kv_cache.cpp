@@ -23,6 +23,15 @@ size_t floats_for(int64_t n, KVCacheFormat format) {
   return (floats + 15) / 16 * 16;
 }
 
+// Floats a layer of `slots` positions keeps for its keys (in whole tiles)
+// and for its values: what bytes_for() adds up and the constructor lays out.
+size_t key_floats(int64_t slots, int64_t hidden, KVCacheFormat format) {
+  return floats_for(key_tiles_for(slots) * kernels::kKeyTile * hidden, format);
+}
+size_t value_floats(int64_t slots, int64_t hidden, KVCacheFormat format) {
+  return floats_for(slots * hidden, format);
+}
+
 }  // namespace
 
 int64_t KVCacheImpl::layer_slots(const ModelConfig& config, int64_t layer, int64_t capacity) {
@@ -35,8 +44,8 @@ size_t KVCacheImpl::bytes_for(const ModelConfig& config, int64_t capacity, KVCac
   size_t bytes = 0;
   for (int64_t l = 0; l < static_cast<int64_t>(config.attention.size()); ++l) {
     const int64_t slots = layer_slots(config, l, capacity);
-    bytes += floats_for(key_tiles_for(slots) * kernels::kKeyTile * config.hidden_size, format) * sizeof(float);
-    bytes += floats_for(slots * config.hidden_size, format) * sizeof(float);
+    bytes += (key_floats(slots, config.hidden_size, format) + value_floats(slots, config.hidden_size, format)) *
+             sizeof(float);
   }
   return bytes;
 }
@@ -49,9 +58,9 @@ KVCacheImpl::KVCacheImpl(const ModelConfig& config, int64_t capacity, KVCacheFor
     l.slots = layer_slots(config, layer, capacity);
     l.tiles = key_tiles_for(l.slots);
     l.k = floats_;
-    floats_ += floats_for(heads_ * l.tiles * kernels::kKeyTile * head_dim_, format);
+    floats_ += key_floats(l.slots, heads_ * head_dim_, format);
     l.v = floats_;
-    floats_ += floats_for(heads_ * l.slots * head_dim_, format);
+    floats_ += value_floats(l.slots, heads_ * head_dim_, format);
     layers_.push_back(l);
   }
   storage_ = allocate_stream_memory(std::max<size_t>(floats_, 1) * sizeof(float));

@@ -317,30 +317,30 @@ void Attention::attend(const float* qkv_rows, const BatchLayout& batch, float* a
       const float* v = qkv_rows + (seq.first_row + p_new - seq.start) * stride + 2 * hidden + h * head_dim;
       kernels::attention_values(sc + (p_new - lo), n, m, v, stride, hi - p_new + 1, head_dim, o, hidden);
 
-      if (store)
-        for (int64_t i = i0; i < i1; ++i) {
-          const float* row = qkv_rows + (seq.first_row + i) * stride;
-          seq.cache->store(layer, h, seq.start + i, row + hidden + h * head_dim, row + 2 * hidden + h * head_dim);
-        }
+      if (store) store_rows(qkv_rows, seq, h, i0, i1);
     }
   });
 }
 
 void Attention::store_kv(const float* qkv_rows, const BatchLayout& batch, ThreadPool& pool) const {
-  const int64_t hidden = heads * head_dim;
   const auto n_seqs = static_cast<int64_t>(batch.seqs.size());
   // (An f16 cache converts every value: worth both threads when decoding
   // many sequences.)
   pool.parallel_for(n_seqs * heads, copy_grain(batch, n_seqs * heads), [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const BatchLayout::Seq& seq = batch.seqs[static_cast<size_t>(item / heads)];
-      const int64_t h = item % heads;
-      for (int64_t i = 0; i < seq.rows; ++i) {
-        const float* row = qkv_rows + (seq.first_row + i) * 3 * hidden;
-        seq.cache->store(layer, h, seq.start + i, row + hidden + h * head_dim, row + 2 * hidden + h * head_dim);
-      }
+      store_rows(qkv_rows, seq, item % heads, 0, seq.rows);
     }
   });
+}
+
+void Attention::store_rows(const float* qkv_rows, const BatchLayout::Seq& seq, int64_t h, int64_t i0,
+                           int64_t i1) const {
+  const int64_t hidden = heads * head_dim;
+  for (int64_t i = i0; i < i1; ++i) {
+    const float* row = qkv_rows + (seq.first_row + i) * 3 * hidden;
+    seq.cache->store(layer, h, seq.start + i, row + hidden + h * head_dim, row + 2 * hidden + h * head_dim);
+  }
 }
 
 }  // namespace gptneo

@@ -104,6 +104,8 @@ struct Attention {
   void attend(const float* qkv_rows, const BatchLayout& batch, float* att, bool store, ThreadPool& pool) const;
   bool can_store_while_attending(const BatchLayout& batch) const;
   void store_kv(const float* qkv_rows, const BatchLayout& batch, ThreadPool& pool) const;
+  // Stores head h's keys and values of rows [i0, i1) of `seq` into its cache.
+  void store_rows(const float* qkv_rows, const BatchLayout::Seq& seq, int64_t h, int64_t i0, int64_t i1) const;
 };
 
 // Applies GPT-J-style rotary position embedding in place to the first
