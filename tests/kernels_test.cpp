@@ -257,8 +257,9 @@ TEST_P(KernelsIsa, QuantizedLinearGivesEachRowTheSameBitsAtEveryBatchSize) {
   const int64_t n = 37;
   const int64_t m = kernels::int8_products(45) ? 45 : 11;
   ASSERT_TRUE(kernels::int8_products(m));
-  // 10 and 11 blocks per row (the AVX-512 kernel takes blocks in pairs).
-  for (const int64_t k : {300, 330}) {
+  // 10, 11 and 17 blocks per row (the AVX-512 kernel takes blocks eight at a
+  // time, then in pairs).
+  for (const int64_t k : {300, 330, 520}) {
     const auto x = random_values(static_cast<size_t>(m * k), 61);
     for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4}) {
       SCOPED_TRACE(testing::Message() << weight_format_name(f) << " k=" << k);

@@ -99,5 +99,7 @@ inline float reduce_max_ps(simde__m512 v) {
 #define _mm512_zextsi256_si512 gptneo_avx512_emulation::zextsi256_si512
 #define _mm512_reduce_add_ps gptneo_avx512_emulation::reduce_add_ps
 #define _mm512_reduce_max_ps gptneo_avx512_emulation::reduce_max_ps
+// (SIMDe 0.7 has this one, but not under the native name.)
+#define _mm512_shuffle_f32x4(a, b, imm8) simde_mm512_shuffle_f32x4(a, b, imm8)
 
 #endif  // GPTNEO_AVX512_EMULATED
