@@ -43,6 +43,21 @@ TEST(BenchCli, AnF16KvCacheHoldsHalfTheBytes) {
   EXPECT_EQ(bytes[0], 2 * bytes[1]);
 }
 
+// Without --kv-cache (or with auto) the caches follow the weights: f32 with
+// f32, f16 with q8.
+TEST(BenchCli, TheKvCacheFormatFollowsTheWeightsByDefault) {
+  for (const auto& [dtype, kv] : {std::pair{"f32", "f32"}, std::pair{"q8", "f16"}, std::pair{"bf16", "f16"}}) {
+    for (const bool named_auto : {false, true}) {
+      std::vector<std::string> args = {"bench", "--random", "gpt-neo-tiny", "--prompt", "5", "--gen", "2",
+                                       "--dtype", dtype, "--json"};
+      if (named_auto) args.insert(args.end(), {"--kv-cache", "auto"});
+      const auto r = test::run_cli(args);
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      EXPECT_EQ(nlohmann::json::parse(r.out)["kv_cache_format"], kv) << dtype;
+    }
+  }
+}
+
 TEST(BenchCli, BandwidthModeMeasuresTheMachine) {
   const auto r = test::run_cli({"bench", "--bandwidth", "--bandwidth-mb", "32", "--threads", "1", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -9,6 +9,7 @@
 
 #include "gptneo/error.h"
 #include "gptneo/model.h"
+#include "models/kv_cache.h"
 #include "test_support.h"
 
 namespace gptneo {
@@ -132,6 +133,45 @@ TEST_F(KVCacheTest, LocalLayersKeepOnlyARing) {
   const size_t width = 32 * sizeof(float) * 2;  // k and v
   const size_t ring = std::min<size_t>(128, 16 + 64);
   EXPECT_EQ(cache.bytes(), width * (2 * 128 + 2 * ring));
+}
+
+// Unless LoadOptions names a format, caches are float32 with float32 weights
+// (the reference's results) and f16 with 16-bit or quantized ones.
+TEST(KVCacheFormatDefault, FollowsTheWeightsUnlessNamed) {
+  const ModelConfig config = ModelConfig::load(test::neo_tiny_dir());
+  for (const WeightFormat w : {WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16, WeightFormat::Q8,
+                               WeightFormat::Q4}) {
+    SCOPED_TRACE(weight_format_name(w));
+    LoadOptions options;
+    options.weights = w;
+    const auto by_weights = Model::random(config, options);
+    EXPECT_EQ(by_weights->kv_cache_format(), w == WeightFormat::F32 ? KVCacheFormat::F32 : KVCacheFormat::F16);
+    EXPECT_EQ(by_weights->kv_cache_format(), default_kv_cache_format(w));
+    for (const KVCacheFormat named : {KVCacheFormat::F32, KVCacheFormat::F16}) {
+      options.kv_cache = named;
+      EXPECT_EQ(Model::random(config, options)->kv_cache_format(), named);
+    }
+  }
+}
+
+// A key or value beyond half's range is kept at ±65504, not as an infinity
+// (which would make NaN of every score and output it enters).
+TEST(KVCacheF16, KeepsValuesBeyondHalfsRangeFinite) {
+  LoadOptions options;
+  options.kv_cache = KVCacheFormat::F16;
+  const auto model = Model::load(test::neo_tiny_dir(), options);
+  const int64_t head_dim = model->config().hidden_size / model->config().num_heads;
+  KVCache cache = model->new_cache(4);
+  std::vector<float> key(static_cast<size_t>(head_dim), 1e6f), value(static_cast<size_t>(head_dim), -7e4f);
+  key[1] = 3.0f;
+  value[1] = -0.5f;
+  cache.impl().store(1, 1, 2, key.data(), value.data());
+  std::vector<float> k(key.size()), v(value.size());
+  cache.impl().load(1, 1, 2, k.data(), v.data());
+  EXPECT_EQ(k[0], 65504.0f);
+  EXPECT_EQ(v[0], -65504.0f);
+  EXPECT_EQ(k[1], 3.0f);
+  EXPECT_EQ(v[1], -0.5f);
 }
 
 // An f16 cache: half the bytes, and the trained model's logits stay within

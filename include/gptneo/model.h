@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -57,13 +58,24 @@ struct ModelConfig {
 // How KV caches keep keys and values: float32 (exactly as the reference
 // computes them), or IEEE half: half the memory per sequence and half the
 // bytes attention reads per token, each key and value rounded to 11
-// significant bits (sums stay float32).
+// significant bits (beyond ±65504, to ±65504; sums stay float32).
 enum class KVCacheFormat { F32, F16 };
+
+// The caches' format unless LoadOptions::kv_cache names one: float32 with
+// float32 weights, so that results are the reference's; f16 with 16-bit or
+// quantized weights, whose own rounding is far coarser (the reference keeps
+// a 16-bit model's caches in its 16-bit format; llama.cpp keeps f16 caches
+// by default).
+KVCacheFormat default_kv_cache_format(WeightFormat weights);
+// "f32" or "f16".
+std::string kv_cache_format_name(KVCacheFormat f);
 
 struct LoadOptions {
   int threads = 0;                           // 0: one per physical core
   WeightFormat weights = WeightFormat::F32;  // format of the matrices in memory
-  KVCacheFormat kv_cache = KVCacheFormat::F32;  // format of the caches new_cache makes
+  // Format of the caches new_cache makes; unset: default_kv_cache_format of
+  // the weights' format in memory.
+  std::optional<KVCacheFormat> kv_cache;
   // LoRA adapters (PEFT layout: adapter_config.json + adapter_model.safetensors)
   // merged into the weights at load, W + (alpha / r)·B·A; empty: none.
   std::filesystem::path lora_dir;

@@ -269,7 +269,7 @@ void run_model_bench(const BenchArgs& a) {
                         {"weight_bytes_per_token", wbytes / a.batch},
                         {"weight_bytes_per_step", wbytes},
                         {"kv_cache_bytes", kv_bytes},
-                        {"kv_cache_format", a.model.kv_cache},
+                        {"kv_cache_format", kv_cache_format_name(model->kv_cache_format())},
                         {"peak_rss_bytes", peak},
                         {"isa", kernels::isa_name()}};
     if (a.limits) {
@@ -295,7 +295,7 @@ void run_model_bench(const BenchArgs& a) {
              median_step * 1e3);
   fmt::print("weights   {:.1f} MB read per decode step\n", wbytes / 1e6);
   fmt::print("memory    peak resident {:.1f} MB while running (weights {:.1f} MB, KV cache {:.1f} MB in {})\n",
-             peak / 1e6, model->weight_bytes() / 1e6, kv_bytes / 1e6, a.model.kv_cache);
+             peak / 1e6, model->weight_bytes() / 1e6, kv_bytes / 1e6, kv_cache_format_name(model->kv_cache_format()));
   if (a.limits) {
     fmt::print("limits    read bandwidth {:.1f} GB/s, f32 FMA peak {:.1f} GFLOP/s", limits.read_bytes_s / 1e9,
                limits.fma_flops_s / 1e9);

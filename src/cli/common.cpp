@@ -26,8 +26,9 @@ void ModelOptions::add_to(CLI::App& cmd, bool with_model) {
                  "weight format in memory: f32, f16, bf16, q8 or q4 (default: as stored for a quantized folder, "
                  "else f32)");
   cmd.add_option("--kv-cache", kv_cache,
-                 "how KV caches keep keys and values: f32 (exact, the default) or f16 (half the memory and the "
-                 "bytes attention reads; each value rounded to 11 significant bits)");
+                 "how KV caches keep keys and values: f32 (exact) or f16 (half the memory and the bytes attention "
+                 "reads; each value rounded to 11 significant bits); default auto: f32 with f32 weights, f16 with "
+                 "16-bit or quantized ones");
   cmd.add_option("--threads", threads, "threads to compute with (default: one per physical core)");
   cmd.add_option("--lora", lora_dir, "LoRA adapter folder (PEFT layout, e.g. from gptneo train --lora-rank) "
                                      "merged into the weights at load");
@@ -49,10 +50,11 @@ fs::path ModelOptions::resolve_model_dir() const {
   throw Error("no model given (-m DIR) and the bundled model models/neo-mini was not found");
 }
 
-KVCacheFormat ModelOptions::kv_cache_format() const {
+std::optional<KVCacheFormat> ModelOptions::kv_cache_format() const {
+  if (kv_cache == "auto") return std::nullopt;
   if (kv_cache == "f32") return KVCacheFormat::F32;
   if (kv_cache == "f16") return KVCacheFormat::F16;
-  throw Error(fmt::format("unknown --kv-cache \"{}\" (expected f32 or f16)", kv_cache));
+  throw Error(fmt::format("unknown --kv-cache \"{}\" (expected f32, f16 or auto)", kv_cache));
 }
 
 std::unique_ptr<Model> ModelOptions::load_model() const {

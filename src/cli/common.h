@@ -23,10 +23,11 @@ struct ModelOptions {
   std::string dtype;  // empty: as stored for a quantized folder, else f32
   int threads = 0;
   std::string lora_dir;  // --lora: adapters merged into the weights at load
-  std::string kv_cache = "f32";  // --kv-cache: f32 or f16
+  std::string kv_cache = "auto";  // --kv-cache: f32, f16, or auto (by the weights)
 
-  // --kv-cache as a format; throws naming the value when it is neither.
-  KVCacheFormat kv_cache_format() const;
+  // --kv-cache as a format, unset for auto; throws naming the value when it
+  // is none of the three.
+  std::optional<KVCacheFormat> kv_cache_format() const;
 
   void add_to(CLI::App& cmd, bool with_model = true);
   // The model folder: -m, else $GPTNEO_MODEL, else the bundled default model.

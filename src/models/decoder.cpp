@@ -40,6 +40,12 @@ BatchLayout make_layout(std::span<const SequenceChunk> batch) {
 
 // ---- Model ------------------------------------------------------------------------
 
+KVCacheFormat default_kv_cache_format(WeightFormat weights) {
+  return weights == WeightFormat::F32 ? KVCacheFormat::F32 : KVCacheFormat::F16;
+}
+
+std::string kv_cache_format_name(KVCacheFormat f) { return f == KVCacheFormat::F16 ? "f16" : "f32"; }
+
 struct Model::Lock {
   std::mutex m;
 };
@@ -53,7 +59,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadO
   if (!options.lora_dir.empty()) training::apply_lora_to_checkpoint(ck, options.lora_dir);
   std::unique_ptr<Model> model = arch->load(std::move(config), ck, options);
   model->lock_ = std::make_shared<Lock>();
-  model->kv_cache_format_ = options.kv_cache;
+  model->kv_cache_format_ = options.kv_cache.value_or(default_kv_cache_format(model->weight_format()));
   return model;
 }
 
@@ -74,7 +80,7 @@ std::unique_ptr<Model> Model::random(const ModelConfig& config, const LoadOption
   const Checkpoint ck = Checkpoint::synthetic(values, count);
   std::unique_ptr<Model> model = arch->load(config, ck, options);
   model->lock_ = std::make_shared<Lock>();
-  model->kv_cache_format_ = options.kv_cache;
+  model->kv_cache_format_ = options.kv_cache.value_or(default_kv_cache_format(model->weight_format()));
   return model;
 }
 

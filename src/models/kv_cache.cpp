@@ -14,6 +14,11 @@ namespace gptneo {
 
 namespace {
 
+// A key or value as f16 bits. Beyond half's range (±65504) it is kept at
+// that largest finite value rather than as an infinity, which would turn
+// every score or output it touches into NaN.
+uint16_t to_cache_f16(float x) { return f32_to_f16(std::clamp(x, -65504.0f, 65504.0f)); }
+
 int64_t key_tiles_for(int64_t slots) { return (slots + kernels::kKeyTile - 1) / kernels::kKeyTile; }
 
 // Floats of storage for n elements (f16: two per float), rounded up to
@@ -88,8 +93,8 @@ void KVCacheImpl::store(int64_t layer, int64_t head, int64_t pos, const float* k
     uint16_t* k = data<uint16_t>(l.k) + ko;
     uint16_t* v = data<uint16_t>(l.v) + vo;
     for (int64_t i = 0; i < head_dim_; ++i) {
-      k[i * kernels::kKeyTile] = f32_to_f16(key[i]);
-      v[i] = f32_to_f16(value[i]);
+      k[i * kernels::kKeyTile] = to_cache_f16(key[i]);
+      v[i] = to_cache_f16(value[i]);
     }
   } else {
     float* k = data<float>(l.k) + ko;
