@@ -56,21 +56,31 @@ TEST_F(KVCacheTest, TokenByTokenEqualsFullPassPastTheLocalWindow) {
   EXPECT_EQ(cache.length(), 128);
 }
 
-// Chunks of up to 65 rows store their keys and values while attending
-// (the local layers' ring has 64 slots of slack beyond the window of 16);
-// longer ones after all the queries have read the cache.
+// Chunks store their keys and values while attending unless that could
+// displace a position one of their queries reads (can_store_while_attending):
+// the local layers' ring of 128 positions has 64 slots of slack beyond the
+// window of 16, so 70 rows from position 40 store after all the queries
+// have read the cache; rows of the first 80 positions, and all of a cache of
+// 60 positions (whose local layers keep 60 slots and never wrap), displace
+// none. Each list of chunk sizes repeats its last.
 TEST_F(KVCacheTest, ChunksOfAnySizeEqualFullPass) {
-  const auto ids = random_ids(128, 2);
-  const Logits full = full_pass(ids);
   const int64_t V = model_->config().vocab_size;
-  for (size_t chunk : {3u, 16u, 17u, 40u, 65u, 66u, 70u}) {
-    KVCache cache = model_->new_cache(128);
-    for (size_t t = 0; t < ids.size(); t += chunk) {
-      const size_t n = std::min(chunk, ids.size() - t);
-      const SequenceChunk c{&cache, {&ids[t], n}, true};
-      const Logits out = model_->forward({&c, 1});
-      for (size_t i = 0; i < n; ++i)
-        ASSERT_LE(max_diff(out.row(i), full.row(t + i), V), 1e-4) << "chunk " << chunk << " position " << t + i;
+  const std::vector<std::vector<size_t>> chunkings = {{3}, {16}, {17}, {40}, {60}, {65}, {66}, {70}, {40, 70}};
+  for (const size_t length : {128u, 60u}) {
+    const auto ids = random_ids(length, 2);
+    const Logits full = full_pass(ids);
+    for (const auto& sizes : chunkings) {
+      KVCache cache = model_->new_cache(static_cast<int64_t>(length));
+      size_t t = 0;
+      for (size_t k = 0; t < ids.size(); ++k) {
+        const size_t n = std::min(sizes[std::min(k, sizes.size() - 1)], ids.size() - t);
+        const SequenceChunk c{&cache, {&ids[t], n}, true};
+        const Logits out = model_->forward({&c, 1});
+        for (size_t i = 0; i < n; ++i)
+          ASSERT_LE(max_diff(out.row(i), full.row(t + i), V), 1e-4)
+              << "length " << length << ", chunk of " << n << " from " << t << ", position " << t + i;
+        t += n;
+      }
     }
   }
 }

@@ -163,13 +163,19 @@ void Attention::forward(const float* x, const BatchLayout& batch, float* out, st
 // Whether no work item of attend() can read a cached position that another
 // item's stores overwrite. Global layers overwrite nothing. A local layer's
 // ring of slots(layer) positions overwrites position p - slots when it
-// stores p; the batch's queries at [start, start + rows) read back to
-// start - window + 1, so the new rows displace only positions none of them
-// reads while rows <= slots - window + 1 (the ring's slack, plus one).
+// stores p (none while p < slots); the batch's queries at [start, start +
+// rows) read back to max(0, start - window + 1), so the new rows displace
+// only positions none of them reads while start + rows - 1 - slots is below
+// that: with the window behind them, while rows <= slots - window + 1 (the
+// ring's slack, plus one); in a cache of fewer positions than window +
+// slack (a sequence's capacity is its prompt and reply), always. (Checking
+// only the first case, the bench's 160-position caches stored the local
+// layers' rows in a pass of their own.)
 bool Attention::can_store_while_attending(const BatchLayout& batch) const {
   if (window == 0) return true;
   return std::all_of(batch.seqs.begin(), batch.seqs.end(), [&](const BatchLayout::Seq& seq) {
-    return seq.rows + window <= seq.cache->slots(layer) + 1;
+    const int64_t last_displaced = seq.start + seq.rows - 1 - seq.cache->slots(layer);
+    return last_displaced < std::max<int64_t>(0, seq.start - window + 1);
   });
 }
 
