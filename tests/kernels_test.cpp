@@ -127,7 +127,9 @@ TEST_P(KernelsIsa, VectorPrimitivesMatchTheReference) {
     if (n > 1) s[0] = s_ref[0] = -std::numeric_limits<float>::infinity();
     kernels::softmax(s.data(), n);
     reference::softmax(s_ref.data(), n);
-    if (n > 1) EXPECT_EQ(s[0], 0.0f) << "exp(-inf) must be exactly 0";
+    if (n > 1) {
+      EXPECT_EQ(s[0], 0.0f) << "exp(-inf) must be exactly 0";
+    }
     for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(s[i], s_ref[i], 1e-6 + 2e-6 * s_ref[i]);
 
     auto g = random_values(static_cast<size_t>(n), 11 + n, 12.0f), g_ref = g;
@@ -142,6 +144,33 @@ TEST_P(KernelsIsa, VectorPrimitivesMatchTheReference) {
     kernels::layer_norm(rows.data(), 3, n, gamma.data(), beta.data(), 1e-5f, ln.data());
     reference::layer_norm(rows.data(), 3, n, gamma.data(), beta.data(), 1e-5f, ln_ref.data());
     for (size_t i = 0; i < ln.size(); ++i) ASSERT_NEAR(ln[i], ln_ref[i], 2e-4);
+  }
+}
+
+// Keys and values into an f16 KV cache: the bits of core/dtype.h's
+// f32_to_f16 (nearest even, subnormals included), beyond half's range ±65504
+// instead of infinities, NaN still NaN; every length (vector tails).
+TEST_P(KernelsIsa, ToF16RoundsAsTheReferenceAndSaturates) {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> special = {0.0f,     -0.0f,    1.0f,     -2.5f,   65504.0f, 65519.0f, 65520.0f,
+                                      -65520.0f, 1e6f,    -1e30f,   inf,     -inf,     6.1e-5f,  3e-6f,
+                                      -3e-8f,   2.9e-8f,  1.0009765625f, 1.00048828125f};
+  for (const int64_t n : {1, 7, 16, 17, 31, 64, 100}) {
+    SCOPED_TRACE(testing::Message() << "n=" << n);
+    auto x = random_values(static_cast<size_t>(n), 21 + n, 80000.0f);
+    for (size_t i = 0; i < x.size() && i < special.size(); ++i) x[i] = special[(i * 7 + n) % special.size()];
+    if (n > 10) x[9] = nan;
+    std::vector<uint16_t> got(static_cast<size_t>(n), 0xdead);
+    kernels::to_f16(x.data(), n, got.data());
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[i];
+      if (std::isnan(v)) {
+        EXPECT_TRUE(std::isnan(f16_to_f32(got[i]))) << i;
+        continue;
+      }
+      const uint16_t want = f32_to_f16(std::min(std::max(v, -65504.0f), 65504.0f));
+      ASSERT_EQ(got[i], want) << "x[" << i << "] = " << v;
+    }
   }
 }
 

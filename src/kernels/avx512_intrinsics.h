@@ -59,6 +59,11 @@ inline simde__m512 cvtepi32_ps(simde__m512i v) { return join(_mm256_cvtepi32_ps(
 inline simde__m512 cvtph_ps(__m256i h) {
   return join(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)));
 }
+// Rounding to nearest (even): the only mode the kernels ask for.
+inline __m256i cvtps_ph_nearest(simde__m512 v) {
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  return _mm256_set_m128i(_mm256_cvtps_ph(hi(v), kNearest), _mm256_cvtps_ph(lo(v), kNearest));
+}
 inline simde__m512i cvtepu16_epi32(__m256i h) {
   return join(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(h)), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1)));
 }
@@ -93,6 +98,7 @@ inline float reduce_max_ps(simde__m512 v) {
 #define _mm512_cvtps_epi32 gptneo_avx512_emulation::cvtps_epi32
 #define _mm512_cvtepi32_ps gptneo_avx512_emulation::cvtepi32_ps
 #define _mm512_cvtph_ps gptneo_avx512_emulation::cvtph_ps
+#define _mm512_cvtps_ph(v, rounding) gptneo_avx512_emulation::cvtps_ph_nearest(v)
 #define _mm512_cvtepu16_epi32 gptneo_avx512_emulation::cvtepu16_epi32
 #define _mm512_cvtepi8_epi32 gptneo_avx512_emulation::cvtepi8_epi32
 #define _mm512_cvtepu8_epi32 gptneo_avx512_emulation::cvtepu8_epi32

@@ -52,6 +52,8 @@ float dot(const float* a, const float* b, int64_t n) { return active().dot(a, b,
 void axpy(float a, const float* x, float* y, int64_t n) { active().axpy(a, x, y, n); }
 void add(const float* x, float* y, int64_t n) { active().add(x, y, n); }
 
+void to_f16(const float* x, int64_t n, uint16_t* out) { active().to_f16(x, n, out); }
+
 void attention_values(const float* p, int64_t ldp, int64_t m, const float* values, int64_t stride, int64_t n,
                       int64_t d, float* out, int64_t ldo) {
   active().attention_values(p, ldp, m, values, stride, n, d, out, ldo);

@@ -102,6 +102,8 @@ struct KernelSet {
                                int64_t n, int64_t d, float* out, int64_t ldo);
   void (*attention_scores_tiled_f16)(const float* q, int64_t ldq, int64_t m, const uint16_t* tiles, int64_t first,
                                      int64_t n, int64_t d, float scale, float* scores, int64_t lds);
+  // out[i] = x[i] as f16 bits (kernels.h: to_f16).
+  void (*to_f16)(const float* x, int64_t n, uint16_t* out);
 
   // For measuring the machine (gptneo bench --bandwidth): the sum of n
   // floats, and `iters` rounds of independent register-only FMA chains

@@ -110,6 +110,10 @@ void attention_values(const float* p, int64_t ldp, int64_t m, const uint16_t* va
                       int64_t d, float* out, int64_t ldo);
 void attention_scores_tiled(const float* q, int64_t ldq, int64_t m, const uint16_t* tiles, int64_t first, int64_t n,
                             int64_t d, float scale, float* scores, int64_t lds);
+// out[i] = x[i] as IEEE half bits, rounded to nearest even; values beyond
+// half's range as ±65504 (its largest finite value), not infinities; NaN
+// stays NaN. How keys and values go into an f16 KV cache.
+void to_f16(const float* x, int64_t n, uint16_t* out);
 // y[i] += a * x[i].
 void axpy(float a, const float* x, float* y, int64_t n);
 // y[i] += x[i].

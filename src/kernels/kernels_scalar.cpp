@@ -145,6 +145,11 @@ void add(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
+// (std::clamp keeps NaN: both its comparisons are false.)
+void to_f16(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_f16(std::clamp(x[i], -65504.0f, 65504.0f));
+}
+
 void layer_norm_row(const float* x, int64_t d, const float* gamma, const float* beta, float eps, float* y) {
   // Two passes (mean, then centred variance) as PyTorch does: one-pass
   // E[x²] - E[x]² loses precision when the mean is large.
@@ -234,7 +239,7 @@ const KernelSet& scalar_kernels() {
                               gemm_panel, quant::quantize_row_act, gemm_quant, nullptr, nullptr,
                               dot,       axpy,        add,              layer_norm_row,
                               softmax,  gelu_tanh,   weighted_values<float>,
-                              scores_tiled<float>, weighted_values<uint16_t>, scores_tiled<uint16_t>, sum,      fma_loop, nullptr,
+                              scores_tiled<float>, weighted_values<uint16_t>, scores_tiled<uint16_t>, to_f16,   sum,      fma_loop, nullptr,
                               false,     nullptr, nullptr, nullptr, nullptr};
   return k;
 }

@@ -7,7 +7,8 @@
 // merge with another TU's copy would run on CPUs without it.
 //
 // S provides: V (a vector of L floats), L, kPanelRows, kName, kIsa, zero(),
-// set1(f), load(p), store(p, v) (unaligned), add, sub, mul, div, fma(a, b, c)
+// set1(f), load(p), store(p, v) (unaligned), store_f16(p, v) (IEEE half
+// bits, nearest even), add, sub, mul, div, fma(a, b, c)
 // = a * b + c, min, max, hsum, hmax, round, pow2i(n) = 2^n for integral n,
 // less_select(x, t, a, b) = x < t ? a : b, load_f16(p), load_bf16(p), q8(p)
 // (L int8 as floats), q4_lo(p) / q4_hi(p) (the low / high nibbles of L bytes
@@ -318,6 +319,23 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + L <= n; i += L) S::store(y + i, S::fma(av, S::load(x + i), S::load(y + i)));
   for (; i < n; ++i) y[i] += a * x[i];
+}
+
+// max(lo, v) and min(hi, v) return v when it is NaN (the second operand),
+// so NaN stays NaN, as in the scalar set. A last partial vector goes through
+// a buffer, so that every element takes the same instructions.
+void to_f16(const float* x, int64_t n, uint16_t* out) {
+  const V lo = S::set1(-65504.0f), hi = S::set1(65504.0f);
+  const auto convert = [&](const float* in, uint16_t* to) { S::store_f16(to, S::min(hi, S::max(lo, S::load(in)))); };
+  int64_t i = 0;
+  for (; i + L <= n; i += L) convert(x + i, out + i);
+  if (i < n) {
+    float in[L] = {};
+    uint16_t to[L];
+    for (int64_t k = i; k < n; ++k) in[k - i] = x[k];
+    convert(in, to);
+    for (int64_t k = i; k < n; ++k) out[k] = to[k - i];
+  }
 }
 
 void add(const float* x, float* y, int64_t n) {
@@ -659,6 +677,6 @@ const KernelSet kTable = {
     S::kName,   S::kIsa,        kPanelWidth, S::kPanelRows, gemm_direct,    pack_panel,       gemm_panel,
     quantize_act, gemm_quant,   nullptr,     nullptr,
     dot,        axpy,           add,         layer_norm_row, softmax,          gelu_tanh,
-    weighted_values<float>, scores_tiled<float>, weighted_values<uint16_t>, scores_tiled<uint16_t>, sum, fma_loop,      nullptr,
+    weighted_values<float>, scores_tiled<float>, weighted_values<uint16_t>, scores_tiled<uint16_t>, to_f16, sum, fma_loop,      nullptr,
     false, nullptr, nullptr, nullptr, nullptr,
 };
