@@ -8,8 +8,8 @@
 
 #include "core/dtype.h"
 #include "core/stream_memory.h"
-#include "kernels/kernels.h"
 #include "gptneo/error.h"
+#include "kernels/kernels.h"
 
 namespace gptneo {
 
@@ -90,11 +90,13 @@ void KVCacheImpl::store(int64_t layer, int64_t head, int64_t pos, const float* k
     // infinity would make NaN of every score or output it enters. Scalar
     // conversions took a fifth of a batch-8 decode step's attention.)
     kernels::to_f16(value, head_dim_, data<uint16_t>(l.v) + vo);
-    // A key goes dimension-major into its tile: converted as a row, then spread.
+    // A key goes dimension-major into its tile: converted a piece of a row
+    // at a time, then spread.
     uint16_t* k = data<uint16_t>(l.k) + ko;
-    uint16_t row[256];
-    for (int64_t i0 = 0; i0 < head_dim_; i0 += 256) {
-      const int64_t n = std::min<int64_t>(256, head_dim_ - i0);
+    constexpr int64_t kPiece = 256;
+    uint16_t row[kPiece];
+    for (int64_t i0 = 0; i0 < head_dim_; i0 += kPiece) {
+      const int64_t n = std::min<int64_t>(kPiece, head_dim_ - i0);
       kernels::to_f16(key + i0, n, row);
       for (int64_t i = 0; i < n; ++i) k[(i0 + i) * kernels::kKeyTile] = row[i];
     }
