@@ -1,10 +1,13 @@
 // The thread pool: every index of a loop is visited exactly once, in ranges
-// that respect the grain, on every thread count.
+// that respect the grain, on every thread count; a thread whose share of a
+// loop is done takes over what is left of another's.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -64,6 +67,27 @@ TEST(ThreadPoolLoops, ThousandsOfMixedLoopsInARowEachCoverTheirRange) {
       ASSERT_EQ(mask.load(), 0b111) << "round " << round;
     }
   }
+}
+
+TEST(ThreadPoolLoops, AThreadWhoseShareIsDoneTakesOverTheRestOfAnothers) {
+  // The caller's share is its first 8 chunks; each of its chunks takes 20
+  // ms when the caller runs it. The worker finishes its own 8 at once and
+  // must then take the caller's unclaimed chunks from their far end.
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<int> by_worker{0}, calls{0};
+  std::vector<std::atomic<int>> hits(16);
+  pool.parallel_for(16, 1, [&](int64_t b, int64_t e) {
+    calls++;
+    for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+    if (std::this_thread::get_id() == caller)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    else
+      by_worker++;
+  });
+  for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+  EXPECT_EQ(calls.load(), 16);
+  EXPECT_GT(by_worker.load(), 8) << "the worker took none of the caller's share";
 }
 
 TEST(ThreadPoolLoops, EmptyLoopsDoNothing) {

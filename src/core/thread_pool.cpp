@@ -35,6 +35,7 @@ inline void pause_or_yield(int spins) {
 
 ThreadPool::ThreadPool(int threads) {
   if (threads <= 0) threads = physical_cores();
+  shares_ = std::vector<Share>(static_cast<size_t>(threads));
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -54,22 +55,36 @@ void ThreadPool::publish(uint64_t word) {
   wake_.notify_all();
 }
 
-// Claims and runs chunks of job `generation` until none is left. A claim is
-// a compare-exchange on the whole job word, so it fails once the job is over
-// or replaced; a claimed chunk keeps its job (and chunk_job_) alive, since the
-// caller waits for every claimed chunk to finish.
-void ThreadPool::run_chunks(uint32_t generation) {
-  uint64_t word = job_word_.load(std::memory_order_acquire);
+void ThreadPool::Loop::run(int64_t c) const {
+  // Spread the units as evenly as possible over the chunks.
+  const int64_t begin = units * c / chunks * grain;
+  const int64_t end = std::min(n, units * (c + 1) / chunks * grain);
+  if (begin < end) fn(begin, end);
+}
+
+int64_t ThreadPool::claim(Share& share, uint32_t generation, bool front) {
+  uint64_t word = share.word.load(std::memory_order_acquire);
   for (;;) {
-    if (job_generation(word) != generation || (word & kAllKind)) return;
-    const uint64_t total = (word >> 16) & kMaxChunks, next = word & 0xFFFF;
-    if (next >= total) return;
-    if (!job_word_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel, std::memory_order_acquire))
-      continue;  // `word` now holds the current value
-    (*chunk_job_)(static_cast<int64_t>(next));
-    chunks_done_.fetch_add(1, std::memory_order_acq_rel);
-    word = job_word_.load(std::memory_order_acquire);
+    if (job_generation(word) != generation) return -1;
+    const auto next = static_cast<int64_t>((word >> 16) & 0xFFFF), end = static_cast<int64_t>(word & 0xFFFF);
+    if (next >= end) return -1;
+    const uint64_t claimed = front ? share_word(generation, next + 1, end) : share_word(generation, next, end - 1);
+    // On failure `word` holds the current value.
+    if (share.word.compare_exchange_weak(word, claimed, std::memory_order_acq_rel, std::memory_order_acquire))
+      return front ? next : end - 1;
   }
+}
+
+// A successful claim means the loop is still running (its caller waits for
+// every chunk), so loop_ is the claimed chunk's loop until the chunk is done.
+int64_t ThreadPool::run_chunks(int self, uint32_t generation) {
+  const int threads = size();
+  int64_t ran = 0;
+  for (int k = 0; k < threads; ++k) {
+    Share& share = shares_[static_cast<size_t>((self + k) % threads)];
+    for (int64_t c; (c = claim(share, generation, k == 0)) >= 0; ++ran) loop_.run(c);
+  }
+  return ran;
 }
 
 void ThreadPool::worker_loop(int index) {
@@ -92,8 +107,8 @@ void ThreadPool::worker_loop(int index) {
       // run_on_all: the caller waits for this worker, so the job is still current.
       (*all_job_)(index, size());
       pending_.fetch_sub(1, std::memory_order_acq_rel);
-    } else {
-      run_chunks(seen);
+    } else if (const int64_t ran = run_chunks(index, seen); ran > 0) {
+      chunks_done_.fetch_add(ran, std::memory_order_acq_rel);
     }
   }
 }
@@ -116,22 +131,18 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t
   const int64_t units = (n + grain - 1) / grain;
   const int64_t chunks = std::min<int64_t>({units, int64_t{kChunksPerThread} * size(), kMaxChunks});
   if (workers_.empty() || chunks <= 1) return fn(0, n);
-  const auto chunk = [&](int64_t c) {
-    // Spread the units as evenly as possible over the chunks.
-    const int64_t begin = units * c / chunks * grain;
-    const int64_t end = std::min(n, units * (c + 1) / chunks * grain);
-    if (begin < end) fn(begin, end);
-  };
-  const FunctionRef<void(int64_t)> job(chunk);
   std::lock_guard<std::mutex> guard(dispatch_mutex_);
-  chunk_job_ = &job;
+  loop_ = Loop{n, grain, units, chunks, fn};
   chunks_done_.store(0, std::memory_order_relaxed);
   const uint32_t generation = job_generation(job_word_.load()) + 1;
-  publish((uint64_t{generation} << 32) | (static_cast<uint64_t>(chunks) << 16));
-  run_chunks(generation);
-  // Every chunk is claimed now; wait for those other threads are running.
-  for (int spins = 0; chunks_done_.load(std::memory_order_acquire) != chunks; ++spins) pause_or_yield(spins);
-  chunk_job_ = nullptr;
+  const auto threads = static_cast<int64_t>(size());
+  for (int64_t t = 0; t < threads; ++t)
+    shares_[static_cast<size_t>(t)].word.store(share_word(generation, chunks * t / threads, chunks * (t + 1) / threads),
+                                               std::memory_order_release);
+  publish(uint64_t{generation} << 32);
+  const int64_t mine = run_chunks(0, generation);
+  // Every chunk is claimed now; wait for those the workers are running.
+  for (int spins = 0; chunks_done_.load(std::memory_order_acquire) + mine != chunks; ++spins) pause_or_yield(spins);
 }
 
 int ThreadPool::physical_cores() {
