@@ -74,6 +74,13 @@ inline simde__m512i zextsi256_si512(__m256i v) { return join(v, _mm256_setzero_s
 inline simde__m512i cvtepu8_epi32(__m128i b) {
   return join(_mm256_cvtepu8_epi32(b), _mm256_cvtepu8_epi32(_mm_unpackhi_epi64(b, b)));
 }
+// vpmovdb (each lane's low byte) for lanes within [-128, 127], the only
+// ones its callers give it: saturating packs, then the bytes back in order.
+inline __m128i cvtepi32_epi8(simde__m512i v) {
+  const __m256i w = _mm256_packs_epi32(lo(v), hi(v));  // 16-bit: lanes 0-3, 8-11, 4-7, 12-15
+  const __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+  return _mm_shuffle_epi8(b, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15));
+}
 // In halves (lanes i and i + 8, then i and i + 4, ...), the order of GCC's
 // own _mm512_reduce_*.
 template <class T, class Op>
@@ -103,6 +110,7 @@ inline float reduce_max_ps(simde__m512 v) {
 #define _mm512_cvtepi8_epi32 gptneo_avx512_emulation::cvtepi8_epi32
 #define _mm512_cvtepu8_epi32 gptneo_avx512_emulation::cvtepu8_epi32
 #define _mm512_zextsi256_si512 gptneo_avx512_emulation::zextsi256_si512
+#define _mm512_cvtepi32_epi8 gptneo_avx512_emulation::cvtepi32_epi8
 #define _mm512_reduce_add_ps gptneo_avx512_emulation::reduce_add_ps
 #define _mm512_reduce_max_ps gptneo_avx512_emulation::reduce_max_ps
 // (SIMDe 0.7 has this one, but not under the native name.)

@@ -36,8 +36,11 @@ inline void quantize_act_block(const float* v, quant::BlockAct* out) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), v2 = _mm256_loadu_ps(v + 16),
                v3 = _mm256_loadu_ps(v + 24);
-  const __m256 a = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+  // maxps returns its second operand when either is NaN: the running
+  // maximum goes second, so that a NaN is skipped, as quantize_row_act's
+  // std::max skips it.
+  __m256 a = _mm256_setzero_ps();
+  for (const __m256 v : {v0, v1, v2, v3}) a = _mm256_max_ps(_mm256_andnot_ps(sign, v), a);
   const float d = hmax_256(a) / 127.0f;
   const __m256 inv = _mm256_set1_ps(d > 0 ? 1.0f / d : 0.0f);
   // cvtps2dq rounds to nearest even (the default MXCSR mode), as nearbyint.

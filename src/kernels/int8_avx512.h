@@ -340,14 +340,41 @@ inline void prefetch_rows(const uint8_t* const* rows, int64_t at, size_t ahead, 
     }
 }
 
+// Sixteen vectors reduced together, vector n = v(n), each over its own 16
+// lanes with `op`, in _mm512_reduce_add_ps's order (lane i with lane i + 8,
+// then + 4, + 2, + 1): one tree of four levels, each combining the two
+// halves of a pair of vectors' partial results, 45 instructions against 16
+// × 8 for one reduction each. Returns the results with vector j + 4q's in
+// lane 4j + q.
+template <class Get, class Op>
+inline __m512 reduce_16(Get v, Op op) {
+  __m512 s1[8], s2[4], s3[2];
+  // s1[k]: lanes 0-7 vector 2k's lane i op lane i + 8, lanes 8-15 vector 2k + 1's.
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k)
+    s1[k] = op(_mm512_shuffle_f32x4(v(2 * k), v(2 * k + 1), _MM_SHUFFLE(1, 0, 1, 0)),
+               _mm512_shuffle_f32x4(v(2 * k), v(2 * k + 1), _MM_SHUFFLE(3, 2, 3, 2)));
+  // s2[k]: 128-bit lane j holds vector 4k + j's (+ 4).
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k)
+    s2[k] = op(_mm512_shuffle_f32x4(s1[2 * k], s1[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+               _mm512_shuffle_f32x4(s1[2 * k], s1[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  // s3[k]: 128-bit lane j holds vectors 8k + j and 8k + 4 + j, two lanes each (+ 2).
+#pragma GCC unroll 2
+  for (int k = 0; k < 2; ++k)
+    s3[k] = op(_mm512_shuffle_ps(s2[2 * k], s2[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+               _mm512_shuffle_ps(s2[2 * k], s2[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  // (+ 1): lane 4j + q holds vector j + 4q's.
+  return op(_mm512_shuffle_ps(s3[0], s3[1], _MM_SHUFFLE(2, 0, 2, 0)),
+            _mm512_shuffle_ps(s3[0], s3[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 // The lane sums of a tile's accumulators, sums[r × NR + c] that of
-// acc[r][c], each added in _mm512_reduce_add_ps's order (lane i + lane i + 8,
-// then + 4, + 2, + 1), so that a row of y has the same bits whatever tile it
-// falls in. Sixteen accumulators (the 8 × 2 tiles) go through one tree of
-// four levels, each adding the two halves of a pair of vectors' partial
-// sums: 45 instructions against 16 × 8 for one reduction each, which at 768
-// columns (3 octets a tile) took a sixth of the tile's vector slots; 8 rows
-// of x in L1, one thread: 34.9 -> 32.8 ns per tile and octet.
+// acc[r][c], each added in _mm512_reduce_add_ps's order, so that a row of y
+// has the same bits whatever tile it falls in. Sixteen accumulators (the 8
+// × 2 tiles) go through reduce_16: at 768 columns (3 octets a tile) sixteen
+// separate reductions took a sixth of the tile's vector slots; 8 rows of x
+// in L1, one thread: 34.9 -> 32.8 ns per tile and octet.
 template <int MR, int NR>
 inline void tile_sums(const __m512 (&acc)[MR][NR], float (&sums)[MR * NR]) {
   if constexpr (MR * NR != 16) {
@@ -356,27 +383,9 @@ inline void tile_sums(const __m512 (&acc)[MR][NR], float (&sums)[MR * NR]) {
 #pragma GCC unroll 8
       for (int c = 0; c < NR; ++c) sums[r * NR + c] = _mm512_reduce_add_ps(acc[r][c]);
   } else {
-    const auto v = [&](int n) { return acc[n / NR][n % NR]; };
-    __m512 s1[8], s2[4], s3[2];
-    // s1[k]: lanes 0-7 vector 2k's lane i + lane i + 8, lanes 8-15 vector 2k + 1's.
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; ++k)
-      s1[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v(2 * k), v(2 * k + 1), _MM_SHUFFLE(1, 0, 1, 0)),
-                            _mm512_shuffle_f32x4(v(2 * k), v(2 * k + 1), _MM_SHUFFLE(3, 2, 3, 2)));
-    // s2[k]: 128-bit lane j holds vector 4k + j's (+ 4).
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k)
-      s2[k] = _mm512_add_ps(_mm512_shuffle_f32x4(s1[2 * k], s1[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                            _mm512_shuffle_f32x4(s1[2 * k], s1[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-    // s3[k]: 128-bit lane j holds vectors 8k + j and 8k + 4 + j, two lanes each (+ 2).
-#pragma GCC unroll 2
-    for (int k = 0; k < 2; ++k)
-      s3[k] = _mm512_add_ps(_mm512_shuffle_ps(s2[2 * k], s2[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                            _mm512_shuffle_ps(s2[2 * k], s2[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    // (+ 1): lane 4j + q holds the sum of vector j + 4q.
     alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, _mm512_add_ps(_mm512_shuffle_ps(s3[0], s3[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                         _mm512_shuffle_ps(s3[0], s3[1], _MM_SHUFFLE(3, 1, 3, 1))));
+    _mm512_store_ps(lanes, reduce_16([&](int n) { return acc[n / NR][n % NR]; },
+                                     [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); }));
 #pragma GCC unroll 16
     for (int n = 0; n < 16; ++n) sums[n] = lanes[4 * (n % 4) + n / 4];
   }
@@ -464,6 +473,79 @@ inline void quant_rows(const ActOct* xo, int64_t ldo, const ActStep* x, int64_t 
     case 2: tile.template operator()<2>(); break;
     case 1: tile.template operator()<1>(); break;
     default: break;
+  }
+}
+
+// Rows of x quantized to int8 blocks (KernelSet::quantize_act), bit for bit
+// as quant::quantize_row_act: sixteen blocks at a time, so that their
+// maxima, scales and sums each take one tree (reduce_16) and one vector
+// division instead of a horizontal reduction and two scalar divisions per
+// block, whose latencies one block at a time (int8_avx2.h's
+// quantize_act_block) could not hide: 8 rows of 768 columns took 1.4 us,
+// serial work before every product of a batch-8 decode step. The maxima
+// skip NaN (maxps returns its second operand when either is NaN, here the
+// running maximum), as quantize_row_act's std::max does; the max, the
+// integer sums and the divisions are exact, so the order changes nothing.
+inline __m512 abs_ps(__m512 v) {
+  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7FFFFFFF)));
+}
+
+// Blocks [0, n) of the 32-float blocks at x (n <= 16).
+inline void quantize_16_blocks(const float* x, int64_t n, quant::BlockAct* out) {
+  __m512 amax[16];
+#pragma GCC unroll 16
+  for (int k = 0; k < 16; ++k) {
+    amax[k] = _mm512_setzero_ps();
+    if (k < n) {
+      amax[k] = _mm512_max_ps(abs_ps(_mm512_loadu_ps(x + 32 * k)), amax[k]);
+      amax[k] = _mm512_max_ps(abs_ps(_mm512_loadu_ps(x + 32 * k + 16)), amax[k]);
+    }
+  }
+  // Block k's values in lane k (reduce_16 leaves vector j + 4q in lane 4j + q).
+  const __m512i in_order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const auto max = [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); };
+  const __m512 d = _mm512_div_ps(
+      _mm512_permutexvar_ps(in_order, reduce_16([&](int k) { return amax[k]; }, max)), _mm512_set1_ps(127.0f));
+  const __m512 inv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_set1_ps(1.0f), d);
+  alignas(64) float inv_k[16];
+  _mm512_store_ps(inv_k, inv);
+  // cvtps2dq rounds to nearest even (the default MXCSR mode), as nearbyint;
+  // a NaN becomes INT_MIN, clamped to -128 as quantize_row_act makes it.
+  const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
+  __m512i sums[16];
+#pragma GCC unroll 16
+  for (int k = 0; k < 16; ++k) {
+    sums[k] = _mm512_setzero_si512();
+    if (k < n) {
+      const __m512 s = _mm512_set1_ps(inv_k[k]);
+      const __m512i q0 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * k), s)), lo), hi);
+      const __m512i q1 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * k + 16), s)), lo), hi);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out[k].q), _mm512_cvtepi32_epi8(q0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out[k].q + 16), _mm512_cvtepi32_epi8(q1));
+      sums[k] = _mm512_add_epi32(q0, q1);
+    }
+  }
+  const auto add = [](__m512 a, __m512 b) {
+    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)));
+  };
+  const __m512i sum = _mm512_castps_si512(
+      _mm512_permutexvar_ps(in_order, reduce_16([&](int k) { return _mm512_castsi512_ps(sums[k]); }, add)));
+  alignas(64) float d_k[16], s_k[16];
+  _mm512_store_ps(d_k, d);
+  _mm512_store_ps(s_k, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sum)));
+  for (int64_t k = 0; k < n; ++k) {
+    out[k].d = d_k[k];
+    out[k].s = s_k[k];
+  }
+}
+
+inline void quantize_act(const float* x, int64_t cols, quant::BlockAct* out) {
+  const int64_t full = cols / 32;
+  for (int64_t b = 0; b < full; b += 16) quantize_16_blocks(x + 32 * b, std::min<int64_t>(16, full - b), out + b);
+  if (full * 32 < cols) {
+    alignas(64) float tail[32] = {};
+    for (int64_t k = full * 32; k < cols; ++k) tail[k - full * 32] = x[k];
+    quantize_16_blocks(tail, 1, out + full);
   }
 }
 

@@ -22,6 +22,7 @@
 #pragma GCC diagnostic pop
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -112,6 +113,7 @@ KernelSet base_table() {
 // base_table plus the AVX512-VNNI and AVX512-BF16 products.
 KernelSet with_dot_products() {
   KernelSet k = base_table();
+  k.quantize_act = vnni512::quantize_act;
   k.gemm_quant = gemm_quant_vnni;
   // 1.3B shapes, 128 rows, 2 threads: 0.13 ns per block and pair against
   // 0.20-0.23 for the float32 panels (q8 and q4).
