@@ -57,6 +57,30 @@ BENCHMARK(BM_Linear)
                    {1, 8, 128}})
     ->UseRealTime();
 
+// What a loop costs the pool, beyond its work: an empty parallel_for of 16
+// chunks (2 threads: a handful of cache lines passed between the cores), and
+// an 8-row 768 × 768 q8 product (batch-8 decode's out projection, weights in
+// L2), whose 2 µs chunks each cost two such passes when the chunks were
+// claimed on one shared word (2026-12-07: 22-24 µs on 2 threads against
+// 27 on one; see docs/performance.md, Threads).
+void BM_ParallelForEmpty(benchmark::State& state) {
+  for (auto _ : state) pool().parallel_for(16, 1, [](int64_t, int64_t) {});
+}
+BENCHMARK(BM_ParallelForEmpty)->UseRealTime();
+
+void BM_LinearOutProjectionBatch8(benchmark::State& state) {
+  const int64_t m = 8, n = 768, k = 768;
+  const Matrix w = weights(n, k, WeightFormat::Q8);
+  const auto x = random_values(static_cast<size_t>(m * k));
+  std::vector<float> y(static_cast<size_t>(m * n));
+  for (auto _ : state) {
+    gptneo::kernels::linear(x.data(), m, w, nullptr, y.data(), pool());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(gptneo::kernels::isa_name());
+}
+BENCHMARK(BM_LinearOutProjectionBatch8)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 // A decode step's layer products at gpt-neo-125M's shapes: 12 layers of
 // qkv (2304 × 768), out (768 × 768), fc (3072 × 768) and proj (768 ×
 // 3072), multiplied in turn, so that every matrix comes from memory (91 MB
