@@ -57,14 +57,24 @@ inline void quantize_act_block(const float* v, quant::BlockAct* out) {
   out->s = d * static_cast<float>(sum);
 }
 
-void quantize_act(const float* x, int64_t cols, quant::BlockAct* out) {
+// A row of `cols` floats as blocks of 32: blocks(v, n, out) quantizes the n
+// whole blocks at v; a row's last, partial block goes through it as a
+// zero-padded copy (as quant::quantize_row_act pads it).
+template <class Blocks>
+inline void quantize_row_blocks(const float* x, int64_t cols, quant::BlockAct* out, Blocks blocks) {
   const int64_t full = cols / 32;
-  for (int64_t b = 0; b < full; ++b) quantize_act_block(x + b * 32, out + b);
+  blocks(x, full, out);
   if (full * 32 < cols) {
-    alignas(32) float tail[32] = {};
+    alignas(64) float tail[32] = {};
     for (int64_t k = full * 32; k < cols; ++k) tail[k - full * 32] = x[k];
-    quantize_act_block(tail, out + full);
+    blocks(tail, 1, out + full);
   }
+}
+
+void quantize_act(const float* x, int64_t cols, quant::BlockAct* out) {
+  quantize_row_blocks(x, cols, out, [](const float* v, int64_t n, quant::BlockAct* o) {
+    for (int64_t b = 0; b < n; ++b) quantize_act_block(v + b * 32, o + b);
+  });
 }
 
 // The 32 signed weights of q8 block b of a row.

@@ -33,7 +33,7 @@
 // 1 × 1), so, as with int8_avx2.h, a row of y has the same bits at every batch
 // size and thread count.
 //
-// Requires: <vector>, int8_avx2.h (act_blocks, signs_q8) and the
+// Requires: <vector>, int8_avx2.h (act_blocks, signs_q8, quantize_row_blocks) and the
 // AVX-512 F / BW / VNNI intrinsics.
 
 namespace vnni512 {
@@ -540,13 +540,9 @@ inline void quantize_16_blocks(const float* x, int64_t n, quant::BlockAct* out) 
 }
 
 inline void quantize_act(const float* x, int64_t cols, quant::BlockAct* out) {
-  const int64_t full = cols / 32;
-  for (int64_t b = 0; b < full; b += 16) quantize_16_blocks(x + 32 * b, std::min<int64_t>(16, full - b), out + b);
-  if (full * 32 < cols) {
-    alignas(64) float tail[32] = {};
-    for (int64_t k = full * 32; k < cols; ++k) tail[k - full * 32] = x[k];
-    quantize_16_blocks(tail, 1, out + full);
-  }
+  quantize_row_blocks(x, cols, out, [](const float* v, int64_t n, quant::BlockAct* o) {
+    for (int64_t b = 0; b < n; b += 16) quantize_16_blocks(v + 32 * b, std::min<int64_t>(16, n - b), o + b);
+  });
 }
 
 // Packed activations (KernelSet::pack_act): `rows` rows of `cols` columns
